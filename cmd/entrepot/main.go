@@ -1,0 +1,138 @@
+// Command entrepot is a pull-through cache for container registries.
+//
+//	entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--upstream NAME=URL]...
+//	entrepot version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/entrepot/entrepot/internal/cache"
+	"github.com/entrepot/entrepot/internal/config"
+	"github.com/entrepot/entrepot/internal/registry"
+	"github.com/entrepot/entrepot/internal/store/fs"
+	"github.com/entrepot/entrepot/internal/upstream"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+const usage = `usage:
+  entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--upstream NAME=URL]...
+  entrepot version`
+
+func main() {
+	if len(os.Args) < 2 {
+		fail(2, usage)
+	}
+	switch os.Args[1] {
+	case "serve":
+		cfg, err := config.Parse(os.Args[2:], os.Getenv)
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Println(usage)
+			return
+		}
+		if err != nil {
+			fail(2, "entrepot: "+err.Error())
+		}
+		if err := serve(cfg); err != nil {
+			fail(1, "entrepot: "+err.Error())
+		}
+	case "version", "--version", "-v":
+		fmt.Println("entrepot", buildVersion())
+	case "help", "--help", "-h":
+		fmt.Println(usage)
+	default:
+		fail(2, fmt.Sprintf("entrepot: unknown command %q\n%s", os.Args[1], usage))
+	}
+}
+
+func fail(code int, msg string) {
+	fmt.Fprintln(os.Stderr, msg)
+	os.Exit(code)
+}
+
+// serve runs the cache until SIGINT or SIGTERM, then drains requests.
+func serve(cfg *config.Config) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, err := fs.New(cfg.Data)
+	if err != nil {
+		return err
+	}
+	fillCtx, cancelFills := context.WithCancel(context.Background())
+	defer cancelFills()
+	c := cache.New(fillCtx, st, log)
+	var ups []*cache.Upstream
+	for _, u := range cfg.Upstreams {
+		ups = append(ups, &cache.Upstream{Client: upstream.New(u, nil, log), TTL: u.TTL})
+	}
+	srv := &http.Server{
+		Handler:           registry.New(c, ups, cfg.Default, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: a large blob to a slow client takes as long
+		// as it takes.
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(cfg.Upstreams))
+	for i, u := range cfg.Upstreams {
+		names[i] = u.Name + "=" + u.URL.Redacted()
+	}
+	log.Info("entrepot serving", "version", buildVersion(), "listen", ln.Addr().String(),
+		"data", cfg.Data, "default", cfg.Default, "upstreams", names)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// logLevel reads ENTREPOT_LOG_LEVEL (debug, info, warn, error; default info).
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("ENTREPOT_LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "devel-" + s.Value[:12]
+			}
+		}
+	}
+	return "devel"
+}

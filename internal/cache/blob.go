@@ -1,0 +1,179 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/entrepot/entrepot/internal/store"
+	"github.com/opencontainers/go-digest"
+)
+
+// Blob is a blob ready to serve: stored, or arriving through a fill.
+type Blob struct {
+	// Size is the blob's size, or -1 while a fill does not know it.
+	Size  int64
+	file  io.ReadSeekCloser // a stored blob
+	fill  *fill             // a fill under way
+	store store.Store
+}
+
+// Copy writes bytes [off, end) of the blob to dst (end < 0: to the end).
+// ctx is the client's: leaving stops this copy, never the fill.
+func (b *Blob) Copy(ctx context.Context, dst io.Writer, off, end int64) error {
+	if b.file != nil {
+		return copySection(dst, b.file, off, end, b.Size)
+	}
+	return b.fill.copyRange(ctx, b.store, dst, off, end)
+}
+
+// Close releases the blob.
+func (b *Blob) Close() error {
+	if b.file != nil {
+		return b.file.Close()
+	}
+	return nil
+}
+
+// Blob returns blob d of repo: from the store, from a fill under way, or
+// from a new fill. It returns once the upstream has answered, so that the
+// caller can send headers; the bytes follow through Copy.
+func (c *Cache) Blob(ctx context.Context, up *Upstream, repo string, d digest.Digest) (*Blob, error) {
+	if b, err := c.openStored(ctx, d); b != nil || err != nil {
+		c.Stats.BlobHits.Add(1)
+		return b, err
+	}
+	c.mu.Lock()
+	f := c.fills[d]
+	if f != nil {
+		c.Stats.BlobJoins.Add(1)
+	} else {
+		// Look again under the lock: a fill may have committed since.
+		if b, err := c.openStored(ctx, d); b != nil || err != nil {
+			c.mu.Unlock()
+			c.Stats.BlobHits.Add(1)
+			return b, err
+		}
+		c.Stats.BlobMisses.Add(1)
+		f = newFill(d)
+		c.fills[d] = f
+		go c.runFill(up, repo, f)
+	}
+	c.mu.Unlock()
+
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.err != nil && f.written == 0 {
+		return nil, f.err
+	}
+	return &Blob{Size: f.size, fill: f, store: c.store}, nil
+}
+
+// openStored returns the stored blob d, or nil and no error if it is not
+// stored.
+func (c *Cache) openStored(ctx context.Context, d digest.Digest) (*Blob, error) {
+	r, size, err := c.store.Open(ctx, d)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Blob{Size: size, file: r}, nil
+}
+
+// runFill downloads blob d once for everyone, under the cache's context.
+func (c *Cache) runFill(up *Upstream, repo string, f *fill) {
+	c.Stats.BlobFills.Add(1)
+	err := f.finish(c.ctx, c.download(up, repo, f))
+	c.mu.Lock()
+	delete(c.fills, f.digest)
+	c.mu.Unlock()
+	if err != nil {
+		c.Stats.BlobFillErrors.Add(1)
+		c.log.Warn("blob fill failed", "upstream", up.Name(), "repo", repo, "digest", f.digest, "err", err)
+	}
+}
+
+// download streams the upstream's body into the store, hashing as it goes,
+// and returns nil only if every byte arrived and the digest matches.
+func (c *Cache) download(up *Upstream, repo string, f *fill) error {
+	resp, err := up.Do(c.ctx, http.MethodGet, repo, "blobs/"+f.digest.String(), nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	w, err := c.store.Create(c.ctx)
+	if err != nil {
+		return err
+	}
+	f.start(w, resp.ContentLength)
+
+	h := f.digest.Algorithm().Hash()
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for {
+		n, rerr := resp.Body.Read(*bp)
+		if n > 0 {
+			chunk := (*bp)[:n]
+			if _, err := w.Write(chunk); err != nil {
+				return err
+			}
+			h.Write(chunk)
+			f.advance(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("upstream %q: reading blob %s: %w", up.Name(), f.digest, rerr)
+		}
+	}
+	if got := digest.NewDigest(f.digest.Algorithm(), h); got != f.digest {
+		return fmt.Errorf("%w: upstream %q sent %s for blob %s", ErrDigestMismatch, up.Name(), got, f.digest)
+	}
+	return nil
+}
+
+// StatBlob returns the size of blob d without downloading it: from the
+// store, from a fill under way, or from an upstream HEAD.
+func (c *Cache) StatBlob(ctx context.Context, up *Upstream, repo string, d digest.Digest) (int64, error) {
+	size, err := c.store.Stat(ctx, d)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return size, err
+	}
+	c.mu.Lock()
+	f := c.fills[d]
+	c.mu.Unlock()
+	if f != nil {
+		select {
+		case <-f.ready:
+			f.mu.RLock()
+			size, err := f.size, f.err
+			f.mu.RUnlock()
+			if err == nil && size >= 0 {
+				return size, nil
+			}
+		default:
+		}
+	}
+	resp, err := up.Do(ctx, http.MethodHead, repo, "blobs/"+d.String(), nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.String() {
+		return 0, fmt.Errorf("%w: upstream %q announced %s for blob %s", ErrDigestMismatch, up.Name(), got, d)
+	}
+	if resp.ContentLength < 0 {
+		return 0, fmt.Errorf("upstream %q: no size for blob %s", up.Name(), d)
+	}
+	return resp.ContentLength, nil
+}

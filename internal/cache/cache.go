@@ -1,0 +1,116 @@
+// Package cache is the fill-once pull-through cache: the one place that
+// decides whether a request is a hit, joins a fill under way, or starts one.
+//
+// Blobs are filled by streaming: the first request starts one upstream GET,
+// its bytes go to the store and to every client that asks meanwhile, and the
+// digest is verified before the blob becomes visible (fill.go, blob.go).
+// Manifests, tags, referrers and tag lists are small documents fetched once
+// per key through a singleflight group and revalidated per their upstream's
+// TTL, with stale-if-error (manifest.go, document.go).
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/entrepot/entrepot/internal/store"
+	"github.com/entrepot/entrepot/internal/upstream"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/singleflight"
+)
+
+// Upstream is an upstream registry as the cache sees it.
+type Upstream struct {
+	*upstream.Client
+	// TTL is how long a tag, a tag list or a referrers answer stays fresh.
+	TTL time.Duration
+}
+
+// Errors the cache returns besides the upstream's and the store's.
+var (
+	// ErrDigestMismatch: an upstream sent bytes that do not hash to the
+	// digest asked for (or the one it announced). Nothing was stored.
+	ErrDigestMismatch = errors.New("upstream content does not match its digest")
+	// ErrTooLarge: an upstream document exceeds MaxDocumentSize.
+	ErrTooLarge = errors.New("upstream document too large")
+	// ErrInvalidManifest: an upstream manifest the cache cannot use.
+	ErrInvalidManifest = errors.New("invalid upstream manifest")
+)
+
+// MaxDocumentSize bounds manifests, tag lists and referrers read from an
+// upstream (the OCI spec lets registries refuse manifests over 4 MiB).
+const MaxDocumentSize = 4 << 20
+
+// documentTimeout bounds a fetch of a small document, beyond the upstream
+// client's own connect and header timeouts.
+const documentTimeout = 60 * time.Second
+
+// Cache serves blobs and manifests from the store, filling it from
+// upstreams on a miss.
+type Cache struct {
+	store store.Store
+	log   *slog.Logger
+	now   func() time.Time
+	// ctx is the lifetime of fills: they outlive the request that started
+	// them, and end when the cache shuts down.
+	ctx context.Context
+
+	// Stats counts what the cache decided; read them with Load.
+	Stats Stats
+
+	mu    sync.Mutex // protects fills
+	fills map[digest.Digest]*fill
+
+	docs singleflight.Group // one fetch per manifest, tag or document key
+}
+
+// Stats are the cache's counters, one per branch of the fill path.
+type Stats struct {
+	BlobHits, BlobMisses, BlobJoins, BlobFills, BlobFillErrors atomic.Int64
+	ManifestHits, ManifestFills                                atomic.Int64
+	TagHits, TagRevalidations, TagChanges, StaleServed         atomic.Int64
+}
+
+// New returns a cache over s. ctx bounds the fills it runs.
+func New(ctx context.Context, s store.Store, log *slog.Logger) *Cache {
+	return &Cache{
+		store: s,
+		log:   log,
+		now:   time.Now,
+		ctx:   ctx,
+		fills: map[digest.Digest]*fill{},
+	}
+}
+
+// flight runs fn once for all concurrent callers with the same key. fn runs
+// under the cache's context, not the first caller's, so one impatient client
+// cannot fail the others; each caller waits on its own context.
+func (c *Cache) flight(ctx context.Context, key string, fn func(context.Context) (any, error)) (any, error) {
+	ch := c.docs.DoChan(key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(c.ctx, documentTimeout)
+		defer cancel()
+		return fn(fctx)
+	})
+	select {
+	case r := <-ch:
+		return r.Val, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// staleOr serves a cached value when the upstream failed for any reason
+// but a definite "not found" (stale-if-error), and logs that it did.
+func staleOr[T any](c *Cache, cached *T, err error, what ...any) (*T, error) {
+	var ue *upstream.Error
+	if cached == nil || (errors.As(err, &ue) && ue.NotFound()) {
+		return nil, err
+	}
+	c.Stats.StaleServed.Add(1)
+	c.log.Warn("upstream failed; serving cached copy", append(what, "err", err)...)
+	return cached, nil
+}

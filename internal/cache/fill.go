@@ -1,0 +1,151 @@
+package cache
+
+import (
+	"context"
+	"io"
+	"sync"
+
+	"github.com/entrepot/entrepot/internal/store"
+	"github.com/opencontainers/go-digest"
+)
+
+// bufSize is the copy buffer of a fill and of each client tailing one.
+const bufSize = 256 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// fill is one upstream download of a blob, shared by every client that asks
+// for the blob while it runs.
+type fill struct {
+	digest digest.Digest
+	// ready is closed once the upstream has answered (size is set) or the
+	// fill has failed (err is set).
+	ready chan struct{}
+	size  int64 // -1 when the upstream did not say
+
+	// mu protects the fields below. Readers hold it shared while they read
+	// back from w, so that Commit or Cancel never closes w under them.
+	mu      sync.RWMutex
+	w       store.Writer
+	written int64
+	done    bool  // committed: the store serves the blob from now on
+	err     error // the fill failed; nothing was stored
+	changed chan struct{}
+}
+
+func newFill(d digest.Digest) *fill {
+	return &fill{digest: d, ready: make(chan struct{}), size: -1, changed: make(chan struct{})}
+}
+
+// notify wakes every reader waiting for a change. Called with mu held.
+func (f *fill) notify() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// start records the upstream's answer and lets waiting clients begin.
+func (f *fill) start(w store.Writer, size int64) {
+	f.mu.Lock()
+	f.w, f.size = w, size
+	f.mu.Unlock()
+	close(f.ready)
+}
+
+func (f *fill) advance(n int) {
+	f.mu.Lock()
+	f.written += int64(n)
+	f.notify()
+	f.mu.Unlock()
+}
+
+// finish ends the fill: commit the verified blob, or cancel it on err.
+func (f *fill) finish(ctx context.Context, err error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		err = f.w.Commit(ctx, f.digest)
+	} else if f.w != nil {
+		f.w.Cancel()
+	}
+	f.w = nil
+	f.done, f.err = err == nil, err
+	f.notify()
+	select {
+	case <-f.ready:
+	default: // failed before the upstream answered
+		close(f.ready)
+	}
+	return err
+}
+
+// copyRange writes bytes [off, end) of the blob to dst as the fill brings
+// them (end < 0: to the end). Until the blob is verified it holds back the
+// response's last byte, so that a client never receives a complete response
+// of unverified bytes: if verification fails, the response is cut short.
+func (f *fill) copyRange(ctx context.Context, s store.Store, dst io.Writer, off, end int64) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for end < 0 || off < end {
+		f.mu.RLock()
+		if f.err != nil || f.done {
+			err, done := f.err, f.done
+			f.mu.RUnlock()
+			if done {
+				return copyStored(ctx, s, f.digest, dst, off, end)
+			}
+			return err
+		}
+		limit := f.written
+		if end >= 0 {
+			limit = min(limit, end)
+		}
+		limit-- // held back until verified
+		if off < limit {
+			n, err := f.w.ReadAt(buf[:min(limit-off, int64(len(buf)))], off)
+			f.mu.RUnlock()
+			if n == 0 && err != nil {
+				return err
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return err
+			}
+			off += int64(n)
+			continue
+		}
+		changed := f.changed
+		f.mu.RUnlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// copyStored writes bytes [off, end) of a stored blob to dst. With an
+// *os.File source and an http.ResponseWriter destination, io.Copy becomes
+// sendfile.
+func copyStored(ctx context.Context, s store.Store, d digest.Digest, dst io.Writer, off, end int64) error {
+	r, size, err := s.Open(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return copySection(dst, r, off, end, size)
+}
+
+func copySection(dst io.Writer, r io.ReadSeeker, off, end, size int64) error {
+	if end < 0 {
+		end = size
+	}
+	if _, err := r.Seek(off, io.SeekStart); err != nil {
+		return err
+	}
+	n, err := io.Copy(dst, io.LimitReader(r, end-off))
+	if err == nil && n != end-off {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,318 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/entrepot/entrepot/internal/store"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Manifest media types the cache asks upstreams for: all of them, so that
+// it caches what a tag really is and answers each client per its Accept.
+const (
+	mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+)
+
+var acceptAll = http.Header{"Accept": {
+	v1.MediaTypeImageIndex, v1.MediaTypeImageManifest,
+	mediaTypeDockerList, mediaTypeDockerManifest,
+	"application/vnd.docker.distribution.manifest.v1+prettyjws",
+	"application/vnd.docker.distribution.manifest.v1+json",
+}}
+
+// IsIndex tells whether a media type lists manifests per platform.
+func IsIndex(mediaType string) bool {
+	return mediaType == v1.MediaTypeImageIndex || mediaType == mediaTypeDockerList
+}
+
+// Manifest is a manifest ready to serve.
+type Manifest struct {
+	Digest    digest.Digest `json:"digest"`
+	MediaType string        `json:"mediaType"`
+	Size      int64         `json:"size"`
+	// Body is nil when only the headers were asked for (HEAD).
+	Body []byte `json:"-"`
+}
+
+// tagRecord is what a tag pointed to when it was last checked.
+type tagRecord struct {
+	Manifest
+	Checked time.Time `json:"checked"`
+}
+
+// ManifestRequest asks for a manifest by tag or by digest.
+type ManifestRequest struct {
+	Up     *Upstream
+	Repo   string
+	Tag    string        // or
+	Digest digest.Digest // exactly one is set
+	Head   bool          // only the digest, type and size are needed
+	// Accepts tells whether the client accepts a media type. When a tag
+	// is an index and the client does not accept it, it gets the
+	// linux/amd64 manifest instead, as Distribution does.
+	Accepts func(mediaType string) bool
+}
+
+// Manifest returns the manifest a request names. A digest is immutable:
+// when stored, it costs no upstream request. A tag is revalidated with a
+// HEAD at most once per TTL; a GET goes upstream only for content that is
+// not stored.
+func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, error) {
+	want := &Manifest{Digest: q.Digest}
+	if q.Tag != "" {
+		rec, err := c.resolveTag(ctx, q.Up, q.Repo, q.Tag)
+		if err != nil {
+			return nil, err
+		}
+		want = &rec.Manifest
+		if IsIndex(want.MediaType) && q.Accepts != nil && !q.Accepts(want.MediaType) {
+			index, err := c.manifestByDigest(ctx, q.Up, q.Repo, want, false)
+			if err != nil {
+				return nil, err
+			}
+			child, err := defaultPlatform(index.Body)
+			if err != nil {
+				return nil, err
+			}
+			want = &Manifest{Digest: child}
+		}
+	}
+	return c.manifestByDigest(ctx, q.Up, q.Repo, want, q.Head)
+}
+
+// manifestByDigest returns manifest want.Digest: stored, or fetched by
+// digest. For a HEAD, a known type and size (from a tag's HEAD) suffice.
+func (c *Cache) manifestByDigest(ctx context.Context, up *Upstream, repo string, want *Manifest, head bool) (*Manifest, error) {
+	m, err := c.storedManifest(ctx, want.Digest, head)
+	if err == nil {
+		c.Stats.ManifestHits.Add(1)
+		return m, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if head {
+		if want.MediaType != "" {
+			return want, nil
+		}
+		return c.headManifest(ctx, up, repo, want.Digest)
+	}
+	v, err := c.flight(ctx, "manifest "+want.Digest.String(), func(ctx context.Context) (any, error) {
+		if m, err := c.storedManifest(ctx, want.Digest, false); err == nil {
+			return m, nil
+		}
+		return c.fetchManifest(ctx, up, repo, want.Digest.String(), want.Digest)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Manifest), nil
+}
+
+// resolveTag returns what a tag points to: the stored record while fresh,
+// else a revalidation with one HEAD, shared by every client asking at once.
+func (c *Cache) resolveTag(ctx context.Context, up *Upstream, repo, tag string) (*tagRecord, error) {
+	key := tagKey(up.Name(), repo, tag)
+	if rec := c.freshTag(ctx, up, key); rec != nil {
+		c.Stats.TagHits.Add(1)
+		return rec, nil
+	}
+	v, err := c.flight(ctx, key, func(ctx context.Context) (any, error) {
+		return c.revalidateTag(ctx, up, repo, tag, key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*tagRecord), nil
+}
+
+// revalidateTag asks the upstream what the tag points to now. A HEAD
+// suffices (Docker Hub does not count it against the rate limit) unless the
+// upstream does not send the digest; content is fetched later, by digest,
+// and only if it is not stored.
+func (c *Cache) revalidateTag(ctx context.Context, up *Upstream, repo, tag, key string) (*tagRecord, error) {
+	if rec := c.freshTag(ctx, up, key); rec != nil { // refreshed by a flight that just ended
+		return rec, nil
+	}
+	cached, _ := c.loadTag(ctx, key)
+	c.Stats.TagRevalidations.Add(1)
+	resp, err := up.Do(ctx, http.MethodHead, repo, "manifests/"+tag, nil, acceptAll)
+	if err != nil {
+		return staleOr(c, cached, err, "upstream", up.Name(), "repo", repo, "tag", tag)
+	}
+	resp.Body.Close()
+	rec := &tagRecord{Checked: c.now()}
+	if d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil && resp.ContentLength >= 0 {
+		rec.Manifest = Manifest{Digest: d, MediaType: mediaType(resp.Header, nil), Size: resp.ContentLength}
+	} else {
+		m, err := c.fetchManifest(ctx, up, repo, tag, "")
+		if err != nil {
+			return staleOr(c, cached, err, "upstream", up.Name(), "repo", repo, "tag", tag)
+		}
+		rec.Manifest = *m
+		rec.Body = nil
+	}
+	if cached != nil && cached.Digest != rec.Digest {
+		c.Stats.TagChanges.Add(1)
+		c.log.Info("tag moved", "upstream", up.Name(), "repo", repo, "tag", tag, "from", cached.Digest, "to", rec.Digest)
+	}
+	if err := c.putJSON(ctx, key, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// freshTag returns the stored record of a tag if it is within its TTL.
+func (c *Cache) freshTag(ctx context.Context, up *Upstream, key string) *tagRecord {
+	rec, err := c.loadTag(ctx, key)
+	if err != nil || c.now().Sub(rec.Checked) >= up.TTL {
+		return nil
+	}
+	return rec
+}
+
+func (c *Cache) loadTag(ctx context.Context, key string) (*tagRecord, error) {
+	var rec tagRecord
+	if err := c.getJSON(ctx, key, &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// headManifest asks the upstream for a manifest's type and size by digest,
+// without a GET (which Docker Hub counts).
+func (c *Cache) headManifest(ctx context.Context, up *Upstream, repo string, d digest.Digest) (*Manifest, error) {
+	resp, err := up.Do(ctx, http.MethodHead, repo, "manifests/"+d.String(), nil, acceptAll)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.String() {
+		return nil, fmt.Errorf("%w: upstream %q announced %s for manifest %s", ErrDigestMismatch, up.Name(), got, d)
+	}
+	if resp.ContentLength < 0 || resp.ContentLength > MaxDocumentSize {
+		// Without a usable size, the only honest answer comes from a GET.
+		return c.manifestByDigest(ctx, up, repo, &Manifest{Digest: d}, false)
+	}
+	return &Manifest{Digest: d, MediaType: mediaType(resp.Header, nil), Size: resp.ContentLength}, nil
+}
+
+// fetchManifest GETs a manifest by tag or digest, verifies it (against
+// want, or against the digest the upstream announces) and stores it.
+func (c *Cache) fetchManifest(ctx context.Context, up *Upstream, repo, ref string, want digest.Digest) (*Manifest, error) {
+	resp, err := up.Do(ctx, http.MethodGet, repo, "manifests/"+ref, nil, acceptAll)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength > MaxDocumentSize {
+		return nil, fmt.Errorf("%w: upstream %q: manifest %s is %d bytes, over the limit of %d", ErrTooLarge, up.Name(), ref, resp.ContentLength, MaxDocumentSize)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxDocumentSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("upstream %q: reading manifest %s: %w", up.Name(), ref, err)
+	}
+	if len(body) > MaxDocumentSize {
+		return nil, fmt.Errorf("%w: upstream %q: manifest %s is over the limit of %d bytes", ErrTooLarge, up.Name(), ref, MaxDocumentSize)
+	}
+	if want == "" {
+		want = digest.Canonical.FromBytes(body)
+		if announced, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
+			want = announced
+		}
+	}
+	if got := want.Algorithm().FromBytes(body); got != want {
+		return nil, fmt.Errorf("%w: upstream %q sent %s for manifest %s", ErrDigestMismatch, up.Name(), got, want)
+	}
+	m := &Manifest{Digest: want, MediaType: mediaType(resp.Header, body), Size: int64(len(body)), Body: body}
+	if err := c.storeManifest(ctx, m); err != nil {
+		return nil, err
+	}
+	c.Stats.ManifestFills.Add(1)
+	return m, nil
+}
+
+// storeManifest stores the body as a blob, then the record of its media
+// type: a manifest is served only once both are in place.
+func (c *Cache) storeManifest(ctx context.Context, m *Manifest) error {
+	w, err := c.store.Create(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(m.Body); err != nil {
+		w.Cancel()
+		return err
+	}
+	if err := w.Commit(ctx, m.Digest); err != nil {
+		return err
+	}
+	return c.putJSON(ctx, manifestKey(m.Digest), m)
+}
+
+// storedManifest returns a stored manifest; with head, without its body.
+func (c *Cache) storedManifest(ctx context.Context, d digest.Digest, head bool) (*Manifest, error) {
+	var m Manifest
+	if err := c.getJSON(ctx, manifestKey(d), &m); err != nil {
+		return nil, err
+	}
+	if head {
+		return &m, nil
+	}
+	r, size, err := c.store.Open(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if size > MaxDocumentSize {
+		return nil, fmt.Errorf("%w: stored manifest %s", ErrTooLarge, d)
+	}
+	m.Body = make([]byte, size)
+	if _, err := io.ReadFull(r, m.Body); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// mediaType is the upstream's Content-Type, or the body's own mediaType
+// field when the upstream sent none or a generic one.
+func mediaType(h http.Header, body []byte) string {
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	if mt != "" && mt != "application/json" && mt != "text/plain" && mt != "application/octet-stream" {
+		return mt
+	}
+	var probe struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(body, &probe) == nil && probe.MediaType != "" {
+		return probe.MediaType
+	}
+	if bytes.Contains(body, []byte(`"manifests"`)) {
+		return v1.MediaTypeImageIndex
+	}
+	return v1.MediaTypeImageManifest
+}
+
+// defaultPlatform picks linux/amd64 from an index, as registries do for
+// clients that do not accept indexes; failing that, the first manifest.
+func defaultPlatform(body []byte) (digest.Digest, error) {
+	var index v1.Index
+	if err := json.Unmarshal(body, &index); err != nil || len(index.Manifests) == 0 {
+		return "", fmt.Errorf("%w: an index with no manifests", ErrInvalidManifest)
+	}
+	for _, m := range index.Manifests {
+		if p := m.Platform; p != nil && p.OS == "linux" && p.Architecture == "amd64" {
+			return m.Digest, nil
+		}
+	}
+	return index.Manifests[0].Digest, nil
+}

@@ -1,0 +1,51 @@
+package config
+
+import (
+	"net/url"
+	"time"
+)
+
+// Built-in values, used when neither the file nor a flag sets the key.
+const (
+	defaultListen                = ":5000"
+	defaultData                  = "./data"
+	defaultTTL                   = 60 * time.Second
+	defaultConnectTimeout        = 5 * time.Second
+	defaultResponseHeaderTimeout = 15 * time.Second
+	defaultIdleTimeout           = 30 * time.Second
+)
+
+// Defaults returns the built-in configuration: listen on :5000, store in
+// ./data, and pull through the major public registries, docker.io first
+// (and so the default). Each call returns a fresh copy the caller may modify.
+func Defaults() *Config {
+	cfg := &Config{Listen: defaultListen, Data: defaultData}
+	for _, r := range [...]struct{ name, host string }{
+		// Docker Hub is addressed as docker.io, but its registry API lives
+		// on another host.
+		{"docker.io", "registry-1.docker.io"},
+		{"ghcr.io", "ghcr.io"},
+		{"quay.io", "quay.io"},
+		{"registry.k8s.io", "registry.k8s.io"},
+		{"gcr.io", "gcr.io"},
+		{"public.ecr.aws", "public.ecr.aws"},
+		{"mcr.microsoft.com", "mcr.microsoft.com"},
+	} {
+		u := &url.URL{Scheme: "https", Host: r.host}
+		cfg.Upstreams = append(cfg.Upstreams, newUpstream(r.name, u))
+	}
+	cfg.Default = cfg.Upstreams[0].Name
+	return cfg
+}
+
+// newUpstream returns an anonymous upstream with the default TTL and timeouts.
+func newUpstream(name string, u *url.URL) Upstream {
+	return Upstream{
+		Name:                  name,
+		URL:                   u,
+		TTL:                   defaultTTL,
+		ConnectTimeout:        defaultConnectTimeout,
+		ResponseHeaderTimeout: defaultResponseHeaderTimeout,
+		IdleTimeout:           defaultIdleTimeout,
+	}
+}

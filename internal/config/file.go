@@ -1,0 +1,257 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// fileConfig is the YAML file as written. Pointers and nil slices tell an
+// absent key (keep the default) from one set to its zero value.
+//
+//	listen: ":5000"
+//	data: /var/lib/entrepot
+//	default: docker.io          # optional; default: the first upstream
+//	upstreams:                  # optional; replaces the built-in list
+//	  - name: docker.io
+//	    url: https://registry-1.docker.io
+//	    ttl: 60s                # 0 revalidates on every pull; absent: 60s
+//	    username: alice         # optional, needs one of:
+//	    password_env: HUB_TOKEN # password read from this variable
+//	    password_file: /run/secrets/hub  # or from this file
+//	    timeouts:               # each optional
+//	      connect: 5s
+//	      response_header: 15s
+//	      idle: 30s
+type fileConfig struct {
+	Listen  *string `yaml:"listen"`
+	Data    *string `yaml:"data"`
+	Default *string `yaml:"default"`
+	// Upstreams is nil when the key is absent (or null), and non-nil but
+	// empty for "upstreams: []", which is an error.
+	Upstreams []fileUpstream `yaml:"upstreams"`
+}
+
+// fileUpstream is one entry of upstreams. Durations are strings, parsed
+// here rather than by yaml.v3 so that errors can name the key.
+type fileUpstream struct {
+	Name         string       `yaml:"name"`
+	URL          string       `yaml:"url"`
+	TTL          *string      `yaml:"ttl"`
+	Username     string       `yaml:"username"`
+	PasswordEnv  string       `yaml:"password_env"`
+	PasswordFile string       `yaml:"password_file"`
+	Timeouts     fileTimeouts `yaml:"timeouts"`
+}
+
+// fileTimeouts is the timeouts mapping of an upstream.
+type fileTimeouts struct {
+	Connect        *string `yaml:"connect"`
+	ResponseHeader *string `yaml:"response_header"`
+	Idle           *string `yaml:"idle"`
+}
+
+// loadFile reads the YAML file at path onto cfg. The file is validated on
+// its own, before any flag applies: a broken file is an error even when
+// --upstream would replace its upstreams.
+func loadFile(cfg *Config, path string, getenv func(string) string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	var fc fileConfig
+	if err := decodeYAML(data, &fc); err != nil {
+		return yamlError(path, err)
+	}
+	if err := fc.apply(cfg, getenv); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// decodeYAML decodes exactly one YAML document, refusing unknown keys so
+// that a typo (passwd_env) fails instead of being silently ignored.
+func decodeYAML(data []byte, fc *fileConfig) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(fc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file sets nothing
+		}
+		return err
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err == nil:
+		return errors.New("more than one YAML document")
+	default:
+		return err
+	}
+}
+
+var (
+	yamlLine         = regexp.MustCompile(`^line (\d+): (.*)$`)
+	yamlUnknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	// yamlGoTypes names our Go types the way the file's reader sees them,
+	// for messages like "cannot unmarshal !!str `x` into []config.fileUpstream".
+	yamlGoTypes = strings.NewReplacer(
+		"[]config.fileUpstream", "a list of upstreams",
+		"config.fileConfig", "a mapping of keys",
+		"config.fileUpstream", "an upstream mapping",
+		"config.fileTimeouts", "a timeouts mapping",
+	)
+)
+
+// yamlError turns an error of yaml.v3 into one line that starts with the
+// file name: `entrepot.yaml:3: unknown key "pasword_env"`. yaml.v3 reports
+// type errors as a multi-line list and names our Go types; both are
+// rewritten. yaml.v3 is frozen, so its messages will not change under us;
+// any we do not recognise pass through unchanged.
+func yamlError(path string, err error) error {
+	msgs := []string{err.Error()}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	lines := make([]string, len(msgs))
+	for i, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		loc := path
+		if g := yamlLine.FindStringSubmatch(m); g != nil {
+			loc, m = path+":"+g[1], g[2]
+		}
+		if g := yamlUnknownField.FindStringSubmatch(m); g != nil {
+			m = fmt.Sprintf("unknown key %q", g[1])
+		}
+		m = yamlGoTypes.Replace(m)
+		lines[i] = loc + ": " + m
+	}
+	return errors.New(strings.Join(lines, "; "))
+}
+
+// apply validates the file's values and sets them on cfg.
+func (fc *fileConfig) apply(cfg *Config, getenv func(string) string) error {
+	if fc.Listen != nil {
+		if err := checkListen(*fc.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		cfg.Listen = *fc.Listen
+	}
+	if fc.Data != nil {
+		if err := checkData(*fc.Data); err != nil {
+			return fmt.Errorf("data: %w", err)
+		}
+		cfg.Data = *fc.Data
+	}
+	if fc.Upstreams != nil {
+		if len(fc.Upstreams) == 0 {
+			return errors.New("upstreams: must list at least one upstream")
+		}
+		ups := make([]Upstream, 0, len(fc.Upstreams))
+		seen := make(map[string]bool)
+		for i, fu := range fc.Upstreams {
+			key := fmt.Sprintf("upstreams[%d]", i)
+			u, err := fu.upstream(key, getenv)
+			if err != nil {
+				return err
+			}
+			if seen[u.Name] {
+				return fmt.Errorf("%s.name: duplicate %q", key, u.Name)
+			}
+			seen[u.Name] = true
+			ups = append(ups, u)
+		}
+		cfg.Upstreams = ups
+		cfg.Default = ups[0].Name
+	}
+	if fc.Default != nil {
+		cfg.Default = *fc.Default
+	}
+	var names []string
+	for _, u := range cfg.Upstreams {
+		if u.Name == cfg.Default {
+			return nil
+		}
+		names = append(names, u.Name)
+	}
+	return fmt.Errorf("default: %q is not a configured upstream (configured: %s)", cfg.Default, strings.Join(names, ", "))
+}
+
+// upstream validates one entry, named key in errors, and resolves its
+// password.
+func (fu *fileUpstream) upstream(key string, getenv func(string) string) (Upstream, error) {
+	if err := checkName(fu.Name); err != nil {
+		return Upstream{}, fmt.Errorf("%s.name: %w", key, err)
+	}
+	u, err := parseURL(fu.URL)
+	if err != nil {
+		return Upstream{}, fmt.Errorf("%s.url: %w", key, err)
+	}
+	up := newUpstream(fu.Name, u)
+
+	for _, d := range []struct {
+		key   string
+		value *string
+		parse func(string) (time.Duration, error)
+		dst   *time.Duration
+	}{
+		{"ttl", fu.TTL, parseDuration, &up.TTL},
+		{"timeouts.connect", fu.Timeouts.Connect, parseTimeout, &up.ConnectTimeout},
+		{"timeouts.response_header", fu.Timeouts.ResponseHeader, parseTimeout, &up.ResponseHeaderTimeout},
+		{"timeouts.idle", fu.Timeouts.Idle, parseTimeout, &up.IdleTimeout},
+	} {
+		if d.value == nil {
+			continue // absent: keep the default
+		}
+		if *d.dst, err = d.parse(*d.value); err != nil {
+			return Upstream{}, fmt.Errorf("%s.%s: %w", key, d.key, err)
+		}
+	}
+
+	up.Username = fu.Username
+	up.Password, err = fu.password(key, getenv)
+	return up, err
+}
+
+// password checks that username and a password source come together, and
+// reads the password. Half a credential is refused rather than sent: the
+// upstream would answer 401 on every pull, far from the cause.
+func (fu *fileUpstream) password(key string, getenv func(string) string) (Secret, error) {
+	hasPassword := fu.PasswordEnv != "" || fu.PasswordFile != ""
+	switch {
+	case fu.PasswordEnv != "" && fu.PasswordFile != "":
+		return "", fmt.Errorf("%s: set password_env or password_file, not both", key)
+	case fu.Username == "" && hasPassword:
+		return "", fmt.Errorf("%s.username: is required with password_env or password_file", key)
+	case fu.Username != "" && !hasPassword:
+		return "", fmt.Errorf("%s.username: %q needs password_env or password_file", key, fu.Username)
+	case fu.PasswordEnv != "":
+		p := getenv(fu.PasswordEnv)
+		if p == "" {
+			return "", fmt.Errorf("%s.password_env: %s is not set (or is empty)", key, fu.PasswordEnv)
+		}
+		return Secret(p), nil
+	case fu.PasswordFile != "":
+		b, err := os.ReadFile(fu.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("%s.password_file: %w", key, err)
+		}
+		// Files written by echo or an editor end in a newline that is not
+		// part of the password.
+		p := strings.TrimRight(string(b), "\r\n")
+		if p == "" {
+			return "", fmt.Errorf("%s.password_file: %s is empty", key, fu.PasswordFile)
+		}
+		return Secret(p), nil
+	}
+	return "", nil // anonymous
+}

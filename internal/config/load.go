@@ -1,0 +1,147 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// Parse reads the arguments of `entrepot serve` (flags, and the YAML file
+// named by --config) into a validated Config. Precedence, lowest first:
+// Defaults, the file, the flags.
+//
+// Flags (-x and --x both work, as with package flag):
+//
+//	--config FILE        YAML configuration file (see file.go for its keys)
+//	--listen ADDR        address to listen on, e.g. :5000
+//	--data DIR           directory of the filesystem store
+//	--upstream NAME=URL  repeatable; replaces the whole upstream list of the
+//	                     file or the defaults, and the first is the default
+//
+// getenv resolves password_env; main passes os.Getenv, tests a map lookup.
+// A nil getenv means os.Getenv.
+//
+// Every error is one line that names the offending key or flag. For -h or
+// --help the error is flag.ErrHelp; nothing is printed.
+func Parse(args []string, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var f flags
+	fs := f.flagSet()
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags must come before it)", fs.Arg(0))
+	}
+
+	cfg := Defaults()
+	if f.config != "" {
+		if err := loadFile(cfg, f.config, getenv); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.apply(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// flags holds the command line as given. A nil pointer is a flag not given,
+// so that it does not override the file.
+type flags struct {
+	config    string
+	listen    *string
+	data      *string
+	upstreams []string // raw NAME=URL values, parsed in apply
+}
+
+func (f *flags) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	// Errors are returned to main, which reports them once; package flag
+	// would otherwise print them (and the usage) itself.
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.config, "config", "", "YAML configuration `file`")
+	fs.Func("listen", "`address` to listen on (default :5000)", func(s string) error {
+		f.listen = &s
+		return nil
+	})
+	fs.Func("data", "`directory` of the store (default ./data)", func(s string) error {
+		f.data = &s
+		return nil
+	})
+	// Values are only collected here: an error returned from a flag.Func
+	// would come back wrapped as `invalid value "..." for flag -upstream`.
+	fs.Func("upstream", "upstream registry as `NAME=URL`, repeatable", func(s string) error {
+		f.upstreams = append(f.upstreams, s)
+		return nil
+	})
+	return fs
+}
+
+// apply overrides cfg with the flags that were given.
+func (f *flags) apply(cfg *Config) error {
+	if f.listen != nil {
+		if err := checkListen(*f.listen); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		cfg.Listen = *f.listen
+	}
+	if f.data != nil {
+		if err := checkData(*f.data); err != nil {
+			return fmt.Errorf("--data: %w", err)
+		}
+		cfg.Data = *f.data
+	}
+	if len(f.upstreams) == 0 {
+		return nil
+	}
+	ups := make([]Upstream, 0, len(f.upstreams))
+	seen := make(map[string]bool)
+	for _, v := range f.upstreams {
+		u, err := parseUpstreamFlag(v)
+		if err != nil {
+			return err
+		}
+		if seen[u.Name] {
+			return fmt.Errorf("--upstream %q: duplicate name %q", v, u.Name)
+		}
+		seen[u.Name] = true
+		ups = append(ups, u)
+	}
+	cfg.Upstreams = ups
+	cfg.Default = ups[0].Name
+	return nil
+}
+
+// parseUpstreamFlag parses one --upstream NAME=URL. The upstream gets the
+// default TTL and timeouts and no credentials; those need the file.
+func parseUpstreamFlag(v string) (Upstream, error) {
+	name, rawURL, ok := strings.Cut(v, "=")
+	if !ok {
+		return Upstream{}, fmt.Errorf("--upstream %q: want NAME=URL", redactURL(v))
+	}
+	// The flag's value is quoted in errors; hide a password in its URL.
+	key := fmt.Sprintf("--upstream %q", name+"="+redactURL(rawURL))
+	if err := checkName(name); err != nil {
+		return Upstream{}, fmt.Errorf("%s: name %w", key, err)
+	}
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return Upstream{}, fmt.Errorf("%s: url %w", key, err)
+	}
+	return newUpstream(name, u), nil
+}
+
+// redactURL returns raw with any password replaced, for error messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}

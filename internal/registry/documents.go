@@ -1,0 +1,118 @@
+package registry
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/entrepot/entrepot/internal/cache"
+	"github.com/entrepot/entrepot/internal/httpx"
+	"github.com/entrepot/entrepot/internal/route"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+var lastTagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// tags answers a tag list page. The upstream's answer names its own
+// repository and paths; the client gets them as it wrote them.
+func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route.Route, up *cache.Upstream) error {
+	q := r.URL.Query()
+	query := url.Values{}
+	if n := q.Get("n"); n != "" {
+		if v, err := strconv.Atoi(n); err != nil || v < 0 {
+			return httpx.Errorf(http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", "invalid n %q: want a number", n)
+		}
+		query.Set("n", n)
+	}
+	if last := q.Get("last"); last != "" {
+		if !lastTagRE.MatchString(last) {
+			return httpx.Errorf(http.StatusBadRequest, httpx.CodeNameInvalid, "invalid last %q: want a tag", last)
+		}
+		query.Set("last", last)
+	}
+	doc, err := s.cache.Tags(r.Context(), up, rt.Repo, query)
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}
+	if err := json.Unmarshal(doc.Body, &list); err != nil {
+		return httpx.Errorf(http.StatusBadGateway, httpx.CodeUnavailable, "upstream %q sent an invalid tag list: %v", up.Name(), err)
+	}
+	list.Name = rt.Name
+	if list.Tags == nil {
+		list.Tags = []string{}
+	}
+	body, _ := json.Marshal(list)
+	if next := nextLink(doc.Link, rt, q.Get("ns")); next != "" {
+		w.Header().Set("Link", next)
+	}
+	return writeJSON(w, r, "application/json", body)
+}
+
+// nextLink rewrites the upstream's `<url>; rel="next"` to this cache's
+// path for the same repository, keeping the page's query.
+func nextLink(link string, rt route.Route, ns string) string {
+	start, end := strings.IndexByte(link, '<'), strings.IndexByte(link, '>')
+	if start < 0 || end < start {
+		return ""
+	}
+	u, err := url.Parse(link[start+1 : end])
+	if err != nil {
+		return ""
+	}
+	q := url.Values{}
+	for _, k := range []string{"n", "last"} {
+		if v := u.Query().Get(k); v != "" {
+			q.Set(k, v)
+		}
+	}
+	if ns != "" {
+		q.Set("ns", ns)
+	}
+	return "</v2/" + rt.Name + "/tags/list?" + q.Encode() + `>; rel="next"`
+}
+
+// referrers answers the referrers index of a manifest, filtered by
+// artifactType here (the cache keeps the upstream's whole answer).
+func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route.Route, up *cache.Upstream) error {
+	doc, err := s.cache.Referrers(r.Context(), up, rt.Repo, rt.Digest)
+	if err != nil {
+		return err
+	}
+	var index v1.Index
+	if err := json.Unmarshal(doc.Body, &index); err != nil {
+		return httpx.Errorf(http.StatusBadGateway, httpx.CodeUnavailable, "upstream %q sent an invalid referrers index: %v", up.Name(), err)
+	}
+	if index.Manifests == nil {
+		index.Manifests = []v1.Descriptor{}
+	}
+	if filter := r.URL.Query().Get("artifactType"); filter != "" {
+		kept := []v1.Descriptor{}
+		for _, m := range index.Manifests {
+			if m.ArtifactType == filter {
+				kept = append(kept, m)
+			}
+		}
+		index.Manifests = kept
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	index.SchemaVersion = 2
+	index.MediaType = v1.MediaTypeImageIndex
+	body, _ := json.Marshal(index)
+	return writeJSON(w, r, v1.MediaTypeImageIndex, body)
+}
+
+func writeJSON(w http.ResponseWriter, r *http.Request, contentType string, body []byte) error {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodGet {
+		w.Write(body)
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package registry_test
+
+import (
+	"context"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/entrepot/entrepot/internal/cache"
+	"github.com/entrepot/entrepot/internal/config"
+	"github.com/entrepot/entrepot/internal/registry"
+	"github.com/entrepot/entrepot/internal/store/fs"
+	"github.com/entrepot/entrepot/internal/upstream"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+)
+
+// origin is a real registry (go-containerregistry's) behind a front that
+// counts the requests it gets and can be told to misbehave.
+type origin struct {
+	*httptest.Server
+	mu     sync.Mutex
+	counts map[string]int                                  // "GET blobs" -> n; protected by mu
+	fault  func(w http.ResponseWriter, r *http.Request) bool // protected by mu; true: handled
+}
+
+func newOrigin(t *testing.T) *origin {
+	o := &origin{counts: map[string]int{}}
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true))
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		o.counts[r.Method+" "+endpoint(r.URL.Path)]++
+		fault := o.fault
+		o.mu.Unlock()
+		if fault != nil && fault(w, r) {
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+// endpoint names the API endpoint of a path: manifests, blobs, tags,
+// referrers, uploads or base.
+func endpoint(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i := len(parts) - 1; i >= 0; i-- {
+		switch parts[i] {
+		case "manifests", "blobs", "referrers", "tags", "uploads":
+			if parts[i] == "blobs" && i+1 < len(parts) && parts[i+1] == "uploads" {
+				return "uploads"
+			}
+			return parts[i]
+		}
+	}
+	return "base"
+}
+
+func (o *origin) count(key string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.counts[key]
+}
+
+// total counts the requests that reached the origin, pushes excluded.
+func (o *origin) total() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for k, v := range o.counts {
+		if !strings.HasSuffix(k, "uploads") && !strings.HasPrefix(k, "PUT") && !strings.HasPrefix(k, "POST") {
+			n += v
+		}
+	}
+	return n
+}
+
+func (o *origin) reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.counts = map[string]int{}
+}
+
+func (o *origin) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.fault = f
+}
+
+func (o *origin) host() string { return strings.TrimPrefix(o.URL, "http://") }
+
+// cacheServer is Entrepot under test: the registry handler over a cache over
+// a filesystem store, with upstreams "docker.io" (the default) and
+// "ghcr.io", both pointing at the same origin URL.
+type cacheServer struct {
+	*httptest.Server
+	cache *cache.Cache
+}
+
+type options struct {
+	ttl     time.Duration
+	dataDir string
+	url     string // upstream URL; default the origin's
+	timeout time.Duration
+}
+
+func newCache(t *testing.T, o *origin, opt options) *cacheServer {
+	if opt.dataDir == "" {
+		opt.dataDir = t.TempDir()
+	}
+	if opt.url == "" {
+		opt.url = o.URL
+	}
+	if opt.timeout == 0 {
+		opt.timeout = 2 * time.Second
+	}
+	st, err := fs.New(opt.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	log := nopLog()
+	c := cache.New(ctx, st, log)
+	u, _ := url.Parse(opt.url)
+	var ups []*cache.Upstream
+	for _, name := range []string{"docker.io", "ghcr.io"} {
+		client := upstream.New(config.Upstream{
+			Name: name, URL: u,
+			ConnectTimeout: opt.timeout, ResponseHeaderTimeout: opt.timeout, IdleTimeout: opt.timeout,
+		}, nil, log)
+		ups = append(ups, &cache.Upstream{Client: client, TTL: opt.ttl})
+	}
+	srv := httptest.NewServer(registry.New(c, ups, "docker.io", log))
+	t.Cleanup(srv.Close)
+	return &cacheServer{Server: srv, cache: c}
+}
+
+func (c *cacheServer) host() string { return strings.TrimPrefix(c.URL, "http://") }
+
+// do sends one request to the cache and returns the response with its
+// body read.
+func (c *cacheServer) do(t *testing.T, method, path string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, c.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return resp, body
+}
+
+func nopLog() *slog.Logger {
+	if os.Getenv("ENTREPOT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// blackHole accepts connections and never answers.
+func blackHole(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// closedPort returns a URL on which nothing listens: connection refused.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,218 @@
+// Package route parses a registry API request into a validated Route: which
+// endpoint, which upstream, which repository on it, and which reference.
+// Handlers take a Route, never the raw path, so every name, tag and digest
+// they see has already been checked (no path traversal reaches the store).
+package route
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/entrepot/entrepot/internal/httpx"
+	"github.com/opencontainers/go-digest"
+
+	_ "crypto/sha256" // digest algorithms that go-digest may parse
+	_ "crypto/sha512"
+)
+
+// Kind is the API endpoint a request addresses.
+type Kind int
+
+const (
+	Base      Kind = iota // GET /v2/
+	Manifest              // /v2/<name>/manifests/<reference>
+	Blob                  // /v2/<name>/blobs/<digest>
+	Tags                  // /v2/<name>/tags/list
+	Referrers             // /v2/<name>/referrers/<digest>
+	Upload                // /v2/<name>/blobs/uploads/...: pushes
+)
+
+// Route is a parsed request.
+type Route struct {
+	Kind Kind
+	// Upstream is the configured name of the upstream the request goes to.
+	Upstream string
+	// Repo is the repository on the upstream, e.g. "library/nginx".
+	Repo string
+	// Name is the repository as the client wrote it, e.g.
+	// "docker.io/nginx"; responses that echo a name (tag lists, Link
+	// headers) use it.
+	Name string
+	// Tag is set for a manifest requested by tag; Digest for a manifest
+	// by digest, a blob and referrers.
+	Tag    string
+	Digest digest.Digest
+}
+
+// Upstream is what routing knows of one configured upstream.
+type Upstream struct {
+	Name string // path prefix and ?ns= value, e.g. "docker.io"
+	Host string // the URL's host, also accepted as ?ns=
+	// DockerHub upstreams put one-part names under library/.
+	DockerHub bool
+}
+
+// Table resolves upstream names. It is built once and read-only after.
+type Table struct {
+	byName map[string]*Upstream
+	byNS   map[string]*Upstream
+	def    *Upstream
+	names  string // "docker.io, ghcr.io", for NAME_UNKNOWN messages
+}
+
+// NewTable returns a table of ups whose default is the one named def.
+func NewTable(ups []Upstream, def string) *Table {
+	t := &Table{byName: map[string]*Upstream{}, byNS: map[string]*Upstream{}}
+	var names []string
+	for i := range ups {
+		u := &ups[i]
+		t.byName[u.Name] = u
+		t.byNS[u.Name] = u
+		if _, taken := t.byNS[u.Host]; !taken && u.Host != "" {
+			t.byNS[u.Host] = u
+		}
+		if u.Name == def {
+			t.def = u
+		}
+		names = append(names, u.Name)
+	}
+	t.names = strings.Join(names, ", ")
+	return t
+}
+
+var (
+	// nameRE is the OCI distribution spec's repository name grammar.
+	nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+	tagRE  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+)
+
+// maxNameLength bounds a repository name, as Distribution does.
+const maxNameLength = 255
+
+// Parse parses a request path (r.URL.Path) and containerd's ns parameter.
+func (t *Table) Parse(path, ns string) (Route, error) {
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		if path == "/v2" {
+			return Route{Kind: Base}, nil
+		}
+		return Route{}, notFound(path)
+	}
+	if rest == "" {
+		return Route{Kind: Base}, nil
+	}
+	r, name, ref, err := splitEndpoint(rest)
+	if err != nil {
+		return Route{}, err
+	}
+	if err := t.resolve(&r, name, ns); err != nil {
+		return Route{}, err
+	}
+	switch r.Kind {
+	case Manifest:
+		if strings.Contains(ref, ":") {
+			r.Digest, err = parseDigest(ref)
+		} else if tagRE.MatchString(ref) {
+			r.Tag = ref
+		} else {
+			err = httpx.Errorf(http.StatusBadRequest, httpx.CodeNameInvalid, "invalid tag %q", ref)
+		}
+	case Blob, Referrers:
+		r.Digest, err = parseDigest(ref)
+	}
+	return r, err
+}
+
+// splitEndpoint finds the endpoint from the end of the path, since a
+// repository name may itself contain "manifests" or "blobs".
+func splitEndpoint(rest string) (r Route, name, ref string, err error) {
+	if i := strings.Index(rest, "/blobs/uploads"); i > 0 {
+		tail := rest[i+len("/blobs/uploads"):]
+		if tail == "" || tail[0] == '/' {
+			return Route{Kind: Upload}, rest[:i], "", nil
+		}
+	}
+	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
+		return Route{Kind: Tags}, name, "", nil
+	}
+	slash := strings.LastIndexByte(rest, '/')
+	if slash < 0 {
+		return Route{}, "", "", notFound(rest)
+	}
+	before, ref := rest[:slash], rest[slash+1:]
+	slash = strings.LastIndexByte(before, '/')
+	if slash < 0 {
+		return Route{}, "", "", notFound(rest)
+	}
+	name, endpoint := before[:slash], before[slash+1:]
+	switch endpoint {
+	case "manifests":
+		r.Kind = Manifest
+	case "blobs":
+		r.Kind = Blob
+	case "referrers":
+		r.Kind = Referrers
+	default:
+		return Route{}, "", "", notFound(rest)
+	}
+	return r, name, ref, nil
+}
+
+// resolve picks the upstream: a configured name as the first path part,
+// else containerd's ns parameter, else the default. Without ns, a first
+// part that looks like a registry host but is not configured is refused, so
+// that a request meant for another registry never reaches the default one.
+func (t *Table) resolve(r *Route, name, ns string) error {
+	r.Name = name
+	first, after, nested := strings.Cut(name, "/")
+	var up *Upstream
+	switch {
+	case nested && t.byName[first] != nil:
+		up, name = t.byName[first], after
+	case ns != "":
+		if up = t.byNS[ns]; up == nil {
+			return t.unknown(ns)
+		}
+	case nested && looksLikeHost(first):
+		return t.unknown(first)
+	default:
+		if up = t.def; up == nil {
+			return t.unknown("(default)")
+		}
+	}
+	if len(name) > maxNameLength || !nameRE.MatchString(name) {
+		return httpx.Errorf(http.StatusBadRequest, httpx.CodeNameInvalid, "invalid repository name %q", name)
+	}
+	if up.DockerHub && !strings.Contains(name, "/") {
+		name = "library/" + name
+	}
+	r.Upstream, r.Repo = up.Name, name
+	return nil
+}
+
+// looksLikeHost tells a registry host from a Docker Hub namespace, the way
+// Docker's reference parser does: a dot, a port, or "localhost".
+func looksLikeHost(s string) bool {
+	return strings.ContainsAny(s, ".:") || s == "localhost"
+}
+
+func (t *Table) unknown(name string) error {
+	return httpx.Errorf(http.StatusNotFound, httpx.CodeNameUnknown,
+		"unknown upstream %q: this cache serves %s", name, t.names)
+}
+
+func parseDigest(s string) (digest.Digest, error) {
+	d, err := digest.Parse(s)
+	if err != nil {
+		return "", httpx.Errorf(http.StatusBadRequest, httpx.CodeDigestInvalid, "invalid digest %q: %v", s, err)
+	}
+	return d, nil
+}
+
+func notFound(path string) error {
+	if len(path) > 256 {
+		path = path[:256] + "..."
+	}
+	return httpx.Errorf(http.StatusNotFound, httpx.CodeUnsupported, "no registry API endpoint at %q", path)
+}
