@@ -28,7 +28,7 @@ import (
 type origin struct {
 	*httptest.Server
 	mu     sync.Mutex
-	counts map[string]int                                  // "GET blobs" -> n; protected by mu
+	counts map[string]int                                    // "GET blobs" -> n; protected by mu
 	fault  func(w http.ResponseWriter, r *http.Request) bool // protected by mu; true: handled
 }
 

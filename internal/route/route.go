@@ -85,6 +85,7 @@ var (
 	// nameRE is the OCI distribution spec's repository name grammar.
 	nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
 	tagRE  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	hostRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]+)?$`)
 )
 
 // maxNameLength bounds a repository name, as Distribution does.
@@ -194,7 +195,7 @@ func (t *Table) resolve(r *Route, name, ns string) error {
 // looksLikeHost tells a registry host from a Docker Hub namespace, the way
 // Docker's reference parser does: a dot, a port, or "localhost".
 func looksLikeHost(s string) bool {
-	return strings.ContainsAny(s, ".:") || s == "localhost"
+	return hostRE.MatchString(s) && (strings.ContainsAny(s, ".:") || s == "localhost")
 }
 
 func (t *Table) unknown(name string) error {
