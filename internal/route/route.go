@@ -128,10 +128,16 @@ func (t *Table) Parse(path, ns string) (Route, error) {
 // splitEndpoint finds the endpoint from the end of the path, since a
 // repository name may itself contain "manifests" or "blobs".
 func splitEndpoint(rest string) (r Route, name, ref string, err error) {
-	if i := strings.Index(rest, "/blobs/uploads"); i > 0 {
-		tail := rest[i+len("/blobs/uploads"):]
-		if tail == "" || tail[0] == '/' {
-			return Route{Kind: Upload}, rest[:i], "", nil
+	// An upload is <name>/blobs/uploads, optionally followed by one session
+	// id (which has no slash). Anchoring at the end keeps a name with a
+	// "blobs/uploads" part, e.g. a/blobs/uploads/manifests/latest, from
+	// being taken for an upload.
+	if name, ok := strings.CutSuffix(rest, "/blobs/uploads"); ok && name != "" {
+		return Route{Kind: Upload}, name, "", nil
+	}
+	if slash := strings.LastIndexByte(rest, '/'); slash >= 0 {
+		if name, ok := strings.CutSuffix(rest[:slash], "/blobs/uploads"); ok && name != "" {
+			return Route{Kind: Upload}, name, "", nil
 		}
 	}
 	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {

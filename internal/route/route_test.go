@@ -1,0 +1,321 @@
+package route
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/entrepot/entrepot/internal/httpx"
+)
+
+// The digests of "" under sha256 and sha512: valid, and easy to recognise.
+const (
+	sha256Empty = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	sha512Empty = "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
+)
+
+// testUpstreams is the configuration every test parses against: Docker Hub
+// as the default, a plain registry, and one whose name carries a port.
+var testUpstreams = []Upstream{
+	{Name: "docker.io", Host: "registry-1.docker.io", DockerHub: true},
+	{Name: "ghcr.io", Host: "ghcr.io"},
+	{Name: "localhost:5000", Host: "localhost:5000"},
+}
+
+func newTestTable() *Table { return NewTable(testUpstreams, "docker.io") }
+
+var kindNames = map[Kind]string{
+	Base: "Base", Manifest: "Manifest", Blob: "Blob", Tags: "Tags", Referrers: "Referrers", Upload: "Upload",
+}
+
+func (k Kind) testString() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return "Kind(?)"
+}
+
+func TestParse(t *testing.T) {
+	name255 := strings.Repeat("a", 255)
+	for _, tc := range []struct {
+		name     string
+		path, ns string
+		want     Route
+	}{
+		{"base", "/v2/", "", Route{Kind: Base}},
+		{"base without slash", "/v2", "", Route{Kind: Base}},
+		{"base ignores ns", "/v2/", "quay.io", Route{Kind: Base}},
+
+		// An upstream's name as the first part of the path picks it.
+		{"prefix ghcr.io", "/v2/ghcr.io/org/app/manifests/1.2", "",
+			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app", Tag: "1.2"}},
+		{"prefix docker.io one part gets library/", "/v2/docker.io/nginx/manifests/latest", "",
+			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/nginx", Name: "docker.io/nginx", Tag: "latest"}},
+		{"prefix docker.io explicit library/", "/v2/docker.io/library/nginx/manifests/latest", "",
+			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/nginx", Name: "docker.io/library/nginx", Tag: "latest"}},
+		{"prefix docker.io two parts", "/v2/docker.io/bitnami/redis/manifests/7", "",
+			Route{Kind: Manifest, Upstream: "docker.io", Repo: "bitnami/redis", Name: "docker.io/bitnami/redis", Tag: "7"}},
+		{"prefix with port", "/v2/localhost:5000/team/app/manifests/v1", "",
+			Route{Kind: Manifest, Upstream: "localhost:5000", Repo: "team/app", Name: "localhost:5000/team/app", Tag: "v1"}},
+		{"prefix one part on a non-Docker Hub upstream", "/v2/localhost:5000/app/manifests/v1", "",
+			Route{Kind: Manifest, Upstream: "localhost:5000", Repo: "app", Name: "localhost:5000/app", Tag: "v1"}},
+		{"path prefix wins over ns", "/v2/ghcr.io/org/app/manifests/1", "docker.io",
+			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app", Tag: "1"}},
+
+		// Without a prefix or ns, the default upstream.
+		{"default blob", "/v2/nginx/blobs/" + sha256Empty, "",
+			Route{Kind: Blob, Upstream: "docker.io", Repo: "library/nginx", Name: "nginx", Digest: sha256Empty}},
+		{"default two parts", "/v2/grafana/grafana/manifests/latest", "",
+			Route{Kind: Manifest, Upstream: "docker.io", Repo: "grafana/grafana", Name: "grafana/grafana", Tag: "latest"}},
+		{"bare upstream name is a Docker Hub repo", "/v2/ghcr.io/manifests/latest", "",
+			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/ghcr.io", Name: "ghcr.io", Tag: "latest"}},
+
+		// containerd's ?ns= names the upstream by name or by host.
+		{"ns by name", "/v2/library/nginx/manifests/latest", "docker.io",
+			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/nginx", Name: "library/nginx", Tag: "latest"}},
+		{"ns by host", "/v2/nginx/manifests/latest", "registry-1.docker.io",
+			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/nginx", Name: "nginx", Tag: "latest"}},
+		{"ns ghcr.io", "/v2/org/app/manifests/1.2", "ghcr.io",
+			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "org/app", Name: "org/app", Tag: "1.2"}},
+		{"ns one part on a non-Docker Hub upstream", "/v2/app/manifests/1", "ghcr.io",
+			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "app", Name: "app", Tag: "1"}},
+		{"ns with port", "/v2/team/app/blobs/" + sha256Empty, "localhost:5000",
+			Route{Kind: Blob, Upstream: "localhost:5000", Repo: "team/app", Name: "team/app", Digest: sha256Empty}},
+		{"ns makes a host-like first part part of the repo", "/v2/evil.com/x/manifests/1", "ghcr.io",
+			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "evil.com/x", Name: "evil.com/x", Tag: "1"}},
+
+		// References.
+		{"manifest by digest", "/v2/ghcr.io/org/app/manifests/" + sha256Empty, "",
+			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app", Digest: sha256Empty}},
+		{"manifest by sha512 digest", "/v2/org/app/manifests/" + sha512Empty, "ghcr.io",
+			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "org/app", Name: "org/app", Digest: sha512Empty}},
+		{"tag with every allowed character", "/v2/x/manifests/_V1.2-rc_3", "",
+			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/x", Name: "x", Tag: "_V1.2-rc_3"}},
+		{"tag of 128 characters", "/v2/x/manifests/" + strings.Repeat("t", 128), "",
+			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/x", Name: "x", Tag: strings.Repeat("t", 128)}},
+
+		// Names.
+		{"name of 255 characters", "/v2/ghcr.io/" + name255 + "/manifests/1", "",
+			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: name255, Name: "ghcr.io/" + name255, Tag: "1"}},
+		{"name separators", "/v2/ghcr.io/a__b/c-d/e--f.g_h/manifests/1", "",
+			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "a__b/c-d/e--f.g_h", Name: "ghcr.io/a__b/c-d/e--f.g_h", Tag: "1"}},
+		{"repo containing manifests", "/v2/a/manifests/b/manifests/c", "",
+			Route{Kind: Manifest, Upstream: "docker.io", Repo: "a/manifests/b", Name: "a/manifests/b", Tag: "c"}},
+		{"repo named blobs", "/v2/blobs/blobs/" + sha256Empty, "",
+			Route{Kind: Blob, Upstream: "docker.io", Repo: "library/blobs", Name: "blobs", Digest: sha256Empty}},
+		{"repo containing tags/list", "/v2/ghcr.io/x/tags/list/tags/list", "",
+			Route{Kind: Tags, Upstream: "ghcr.io", Repo: "x/tags/list", Name: "ghcr.io/x/tags/list"}},
+		{"repo containing blobs/uploads, manifest", "/v2/ghcr.io/a/blobs/uploads/manifests/latest", "",
+			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads", Tag: "latest"}},
+		{"repo containing blobs/uploads, blob", "/v2/ghcr.io/a/blobs/uploads/blobs/" + sha256Empty, "",
+			Route{Kind: Blob, Upstream: "ghcr.io", Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads", Digest: sha256Empty}},
+		{"repo containing blobs/uploads, tags", "/v2/ghcr.io/a/blobs/uploads/tags/list", "",
+			Route{Kind: Tags, Upstream: "ghcr.io", Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads"}},
+
+		// Other endpoints.
+		{"tags list", "/v2/ghcr.io/org/app/tags/list", "",
+			Route{Kind: Tags, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app"}},
+		{"tags list on Docker Hub", "/v2/nginx/tags/list", "",
+			Route{Kind: Tags, Upstream: "docker.io", Repo: "library/nginx", Name: "nginx"}},
+		{"referrers", "/v2/ghcr.io/org/app/referrers/" + sha256Empty, "",
+			Route{Kind: Referrers, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app", Digest: sha256Empty}},
+		{"upload start", "/v2/x/blobs/uploads/", "",
+			Route{Kind: Upload, Upstream: "docker.io", Repo: "library/x", Name: "x"}},
+		{"upload start without slash", "/v2/x/blobs/uploads", "",
+			Route{Kind: Upload, Upstream: "docker.io", Repo: "library/x", Name: "x"}},
+		{"upload session", "/v2/x/blobs/uploads/uuid", "",
+			Route{Kind: Upload, Upstream: "docker.io", Repo: "library/x", Name: "x"}},
+		{"upload on ghcr.io", "/v2/ghcr.io/org/app/blobs/uploads/0f3c-42", "",
+			Route{Kind: Upload, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app"}},
+		{"upload to a repo containing blobs/uploads", "/v2/ghcr.io/a/blobs/uploads/blobs/uploads/", "",
+			Route{Kind: Upload, Upstream: "ghcr.io", Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := newTestTable().Parse(tc.path, tc.ns)
+			if err != nil {
+				t.Fatalf("Parse(%q, %q): %v", tc.path, tc.ns, err)
+			}
+			if got != tc.want {
+				t.Errorf("Parse(%q, %q)\n got %s %+v\nwant %s %+v",
+					tc.path, tc.ns, got.Kind.testString(), got, tc.want.Kind.testString(), tc.want)
+			}
+			checkParse(t, newTestTable(), tc.path, tc.ns)
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const serves = "this cache serves docker.io, ghcr.io, localhost:5000"
+	for _, tc := range []struct {
+		name     string
+		path, ns string
+		status   int
+		code     string
+		message  string // checked when set
+	}{
+		// Upstreams that are not configured.
+		{"ns unknown", "/v2/nginx/manifests/latest", "quay.io",
+			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "quay.io": ` + serves},
+		{"ns unknown with a configured prefix in the repo", "/v2/org/ghcr.io/manifests/1", "quay.io",
+			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "quay.io": ` + serves},
+		{"unconfigured host prefix", "/v2/evil.com/x/manifests/1", "",
+			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "evil.com": ` + serves},
+		{"unconfigured host:port prefix", "/v2/evil:443/x/blobs/" + sha256Empty, "",
+			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "evil:443": ` + serves},
+		{"unconfigured localhost prefix", "/v2/localhost/x/tags/list", "",
+			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "localhost": ` + serves},
+		{"uppercase host-like prefix is no host", "/v2/Evil.com/x/manifests/1", "",
+			http.StatusBadRequest, httpx.CodeNameInvalid, `invalid repository name "Evil.com/x"`},
+		{"host, not name, as a prefix", "/v2/registry-1.docker.io/library/nginx/manifests/latest", "",
+			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "registry-1.docker.io": ` + serves},
+
+		// Digests.
+		{"short digest", "/v2/x/blobs/sha256:abc", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"md5 digest", "/v2/x/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"uppercase hex", "/v2/x/blobs/" + strings.ToUpper(sha256Empty[:7]) + strings.ToUpper(sha256Empty[7:]), "",
+			http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"uppercase hex, lowercase algorithm", "/v2/x/blobs/sha256:" + strings.ToUpper(sha256Empty[7:]), "",
+			http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"sha256 of sha512 length", "/v2/x/blobs/sha256:" + sha512Empty[7:], "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"manifest short digest", "/v2/x/manifests/sha256:abc", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"referrers short digest", "/v2/x/referrers/sha256:abc", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"blob by tag", "/v2/x/blobs/latest", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"referrers by tag", "/v2/x/referrers/latest", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"blob without digest", "/v2/x/blobs/", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+
+		// Tags.
+		{"tag of 129 characters", "/v2/x/manifests/" + strings.Repeat("t", 129), "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"hidden tag", "/v2/x/manifests/.hidden", "", http.StatusBadRequest, httpx.CodeNameInvalid, `invalid tag ".hidden"`},
+		{"tag starting with a dash", "/v2/x/manifests/-x", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"tag with a plus", "/v2/x/manifests/a+b", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"empty tag", "/v2/x/manifests/", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"tag with a colon is a digest attempt", "/v2/x/manifests/a:b", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+
+		// Names.
+		{"uppercase name", "/v2/Nginx/manifests/latest", "", http.StatusBadRequest, httpx.CodeNameInvalid,
+			`invalid repository name "Nginx"`},
+		{"uppercase name after a prefix", "/v2/ghcr.io/Org/app/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"dot-dot component", "/v2/a/../b/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"empty component", "/v2/a//b/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"trailing slash", "/v2/a//manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"leading slash", "/v2//a/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"empty name", "/v2//manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"prefix only", "/v2/ghcr.io//manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"trailing separator", "/v2/a-/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"three underscores", "/v2/a___b/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"name of 256 characters", "/v2/" + strings.Repeat("a", 256) + "/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"name of 256 characters after a prefix", "/v2/ghcr.io/" + strings.Repeat("a", 256) + "/manifests/1", "",
+			http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"bad name with ns", "/v2/a//b/tags/list", "ghcr.io", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"bad name on upload", "/v2/A/blobs/uploads/", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+
+		// Path traversal: the router decodes %2e%2e to "..", so both forms
+		// reach Parse as "..". A raw %2e is no valid name either.
+		{"traversal from the root", "/v2/../../etc/passwd/manifests/x", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"traversal from the root with ns", "/v2/../../etc/passwd/manifests/x", "ghcr.io", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"traversal after a prefix", "/v2/docker.io/../x/blobs/" + sha256Empty, "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"traversal out of a prefix", "/v2/ghcr.io/../../manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"undecoded %2e%2e", "/v2/docker.io/%2e%2e/x/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"dot component", "/v2/a/./b/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"dot-dot tag", "/v2/x/manifests/..", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"traversal in the reference", "/v2/x/manifests/../../../etc/passwd", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"traversal in the digest", "/v2/x/blobs/sha256:../../../etc/passwd", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"traversal after uploads", "/v2/x/blobs/uploads/../../../y", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+
+		// Not registry API endpoints that a cache serves.
+		{"catalog", "/v2/_catalog", "", http.StatusNotFound, httpx.CodeUnsupported, `no registry API endpoint at "_catalog"`},
+		{"v1", "/v1/x", "", http.StatusNotFound, httpx.CodeUnsupported, `no registry API endpoint at "/v1/x"`},
+		{"unknown endpoint", "/v2/x/foo/bar", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"root", "/", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"empty path", "", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"v2 with a suffix", "/v2x", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"name only", "/v2/x", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"manifests without reference", "/v2/x/manifests", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"tags without list", "/v2/x/tags", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"tags list with trailing slash", "/v2/x/tags/list/", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"uploads lookalike", "/v2/x/blobs/uploadsX/", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"upload without name", "/v2/blobs/uploads/", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"upload session with slashes", "/v2/x/blobs/uploads/a/b", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"long path is cut in the message", "/v2/" + strings.Repeat("x", 300), "", http.StatusNotFound, httpx.CodeUnsupported,
+			`no registry API endpoint at "` + strings.Repeat("x", 256) + `..."`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := newTestTable().Parse(tc.path, tc.ns)
+			var he *httpx.Error
+			if !errors.As(err, &he) {
+				t.Fatalf("Parse(%q, %q) = %v, want an *httpx.Error", tc.path, tc.ns, err)
+			}
+			if he.Status != tc.status || he.Code != tc.code {
+				t.Errorf("Parse(%q, %q) = %d %s (%s), want %d %s", tc.path, tc.ns, he.Status, he.Code, he.Message, tc.status, tc.code)
+			}
+			if tc.message != "" && he.Message != tc.message {
+				t.Errorf("message = %q, want %q", he.Message, tc.message)
+			}
+			checkParse(t, newTestTable(), tc.path, tc.ns)
+		})
+	}
+}
+
+// TestParseNoDefault: a table whose default is not configured refuses
+// unprefixed names rather than guessing an upstream.
+func TestParseNoDefault(t *testing.T) {
+	tab := NewTable(testUpstreams, "")
+	_, err := tab.Parse("/v2/nginx/manifests/latest", "")
+	var he *httpx.Error
+	if !errors.As(err, &he) || he.Status != http.StatusNotFound || he.Code != httpx.CodeNameUnknown {
+		t.Fatalf("Parse without a default = %v, want 404 %s", err, httpx.CodeNameUnknown)
+	}
+	if want := `unknown upstream "(default)": this cache serves docker.io, ghcr.io, localhost:5000`; he.Message != want {
+		t.Errorf("message = %q, want %q", he.Message, want)
+	}
+	// A prefix or ns still works.
+	got, err := tab.Parse("/v2/ghcr.io/org/app/tags/list", "")
+	if want := (Route{Kind: Tags, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app"}); err != nil || got != want {
+		t.Errorf("Parse with prefix = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// TestNewTableNamesWinOverHosts: an upstream's name always resolves to it
+// as ns, whatever order the configuration lists upstreams in.
+func TestNewTableNamesWinOverHosts(t *testing.T) {
+	mirror := Upstream{Name: "mirror", Host: "ghcr.io"}
+	ghcr := Upstream{Name: "ghcr.io", Host: "ghcr.io"}
+	for _, ups := range [][]Upstream{{mirror, ghcr}, {ghcr, mirror}} {
+		got, err := NewTable(ups, "").Parse("/v2/org/app/tags/list", "ghcr.io")
+		if err != nil || got.Upstream != "ghcr.io" {
+			t.Errorf("upstreams %v: ns=ghcr.io went to %q (%v), want ghcr.io", ups, got.Upstream, err)
+		}
+	}
+}
+
+// TestParseNeverTraverses crosses traversal attempts with every ns and
+// checks that whatever Parse accepts is a clean repository name.
+func TestParseNeverTraverses(t *testing.T) {
+	paths := []string{
+		"/v2/../../etc/passwd/manifests/x",
+		"/v2/docker.io/../x/blobs/" + sha256Empty,
+		"/v2/docker.io/../../x/manifests/latest",
+		"/v2/ghcr.io/..",
+		"/v2/../manifests/1",
+		"/v2/./x/manifests/1",
+		"/v2/x/..//manifests/1",
+		"/v2/x/../tags/list",
+		"/v2/../blobs/uploads/",
+		"/v2/x/../../blobs/uploads/",
+		"/v2/a/../../b/referrers/" + sha256Empty,
+		"/v2/.../x/manifests/1",
+		"/v2/x/manifests/..",
+		"/v2/x/manifests/../../../../etc/shadow",
+		"/v2/x/blobs/sha256:../../../etc/passwd",
+	}
+	for _, p := range paths {
+		for _, ns := range []string{"", "docker.io", "registry-1.docker.io", "ghcr.io", "localhost:5000", ".."} {
+			r, err := newTestTable().Parse(p, ns)
+			if err == nil && (strings.Contains(r.Repo, "..") || r.Tag == "..") {
+				t.Errorf("Parse(%q, %q) = %+v: traversal accepted", p, ns, r)
+			}
+			checkParse(t, newTestTable(), p, ns)
+		}
+	}
+}
