@@ -139,6 +139,7 @@ func (c *Cache) download(up *Upstream, repo string, f *fill) error {
 	if got := digest.NewDigest(f.digest.Algorithm(), h); got != f.digest {
 		return fmt.Errorf("%w: upstream %q sent %s for blob %s", ErrDigestMismatch, up.Name(), got, f.digest)
 	}
+	f.verify()
 	return nil
 }
 

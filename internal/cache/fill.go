@@ -25,12 +25,13 @@ type fill struct {
 
 	// mu protects the fields below. Readers hold it shared while they read
 	// back from w, so that Commit or Cancel never closes w under them.
-	mu      sync.RWMutex
-	w       store.Writer
-	written int64
-	done    bool  // committed: the store serves the blob from now on
-	err     error // the fill failed; nothing was stored
-	changed chan struct{}
+	mu       sync.RWMutex
+	w        store.Writer
+	written  int64
+	verified bool  // every byte arrived and matches the digest
+	done     bool  // committed: the store serves the blob from now on
+	err      error // the fill failed; nothing was stored
+	changed  chan struct{}
 }
 
 func newFill(d digest.Digest) *fill {
@@ -54,6 +55,15 @@ func (f *fill) start(w store.Writer, size int64) {
 func (f *fill) advance(n int) {
 	f.mu.Lock()
 	f.written += int64(n)
+	f.notify()
+	f.mu.Unlock()
+}
+
+// verify marks the bytes written as checked against the digest, so that
+// clients get the last bytes now rather than after the commit's sync.
+func (f *fill) verify() {
+	f.mu.Lock()
+	f.verified = true
 	f.notify()
 	f.mu.Unlock()
 }
@@ -100,7 +110,13 @@ func (f *fill) copyRange(ctx context.Context, s store.Store, dst io.Writer, off,
 		if end >= 0 {
 			limit = min(limit, end)
 		}
-		limit-- // held back until verified
+		if f.verified && off >= limit {
+			f.mu.RUnlock()
+			return nil // all sent; the commit need not be waited for
+		}
+		if !f.verified {
+			limit-- // held back until verified
+		}
 		if off < limit {
 			n, err := f.w.ReadAt(buf[:min(limit-off, int64(len(buf)))], off)
 			f.mu.RUnlock()
