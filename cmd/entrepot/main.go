@@ -105,11 +105,23 @@ func serve(cfg *config.Config) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	stop() // a second signal ends the process at once
+	log.Info("shutting down: draining requests", "timeout", drainTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	return srv.Shutdown(shutdownCtx)
+	if err := srv.Shutdown(shutdownCtx); errors.Is(err, context.DeadlineExceeded) {
+		// Long downloads still running: cut them; their fills are
+		// cancelled with the cache and leave nothing behind.
+		log.Warn("drain timeout: closing remaining connections")
+		return srv.Close()
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
+
+// drainTimeout bounds how long shutdown waits for requests in progress.
+const drainTimeout = 30 * time.Second
 
 // logLevel reads ENTREPOT_LOG_LEVEL (debug, info, warn, error; default info).
 func logLevel() slog.Level {

@@ -38,42 +38,39 @@ func (b *Blob) Close() error {
 }
 
 // Blob returns blob d of repo: from the store, from a fill under way, or
-// from a new fill. It returns once the upstream has answered, so that the
-// caller can send headers; the bytes follow through Copy.
+// from a new fill. It returns once the first bytes have arrived, so that the
+// caller can send headers; the rest follows through Copy.
 func (c *Cache) Blob(ctx context.Context, up *Upstream, repo string, d digest.Digest) (*Blob, error) {
 	if b, err := c.openStored(ctx, d); b != nil || err != nil {
-		c.Stats.BlobHits.Add(1)
 		return b, err
 	}
-	c.mu.Lock()
-	f := c.fills[d]
-	if f != nil {
-		c.Stats.BlobJoins.Add(1)
-	} else {
-		// Look again under the lock: a fill may have committed since.
-		if b, err := c.openStored(ctx, d); b != nil || err != nil {
-			c.mu.Unlock()
-			c.Stats.BlobHits.Add(1)
-			return b, err
+	for attempt := 0; ; attempt++ {
+		f := c.joinOrStartFill(up, repo, d)
+		err := f.waitFirstByte(ctx)
+		if err == nil {
+			return &Blob{Size: f.size, fill: f, store: c.store}, nil
 		}
-		c.Stats.BlobMisses.Add(1)
-		f = newFill(d)
-		c.fills[d] = f
-		go c.runFill(up, repo, f)
+		// A fill from another repository or upstream may fail where
+		// ours would not (404, denied): try once on our own.
+		if attempt > 0 || ctx.Err() != nil || (f.upstream == up.Name() && f.repo == repo) {
+			return nil, err
+		}
 	}
-	c.mu.Unlock()
+}
 
-	select {
-	case <-f.ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// joinOrStartFill returns the fill of blob d under way, or starts one.
+func (c *Cache) joinOrStartFill(up *Upstream, repo string, d digest.Digest) *fill {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f := c.fills[d]; f != nil && !f.failed() {
+		c.Stats.BlobJoins.Add(1)
+		return f
 	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.err != nil && f.written == 0 {
-		return nil, f.err
-	}
-	return &Blob{Size: f.size, fill: f, store: c.store}, nil
+	c.Stats.BlobMisses.Add(1)
+	f := newFill(d, up.Name(), repo)
+	c.fills[d] = f
+	go c.runFill(up, f)
+	return f
 }
 
 // openStored returns the stored blob d, or nil and no error if it is not
@@ -86,26 +83,36 @@ func (c *Cache) openStored(ctx context.Context, d digest.Digest) (*Blob, error) 
 	if err != nil {
 		return nil, err
 	}
+	c.Stats.BlobHits.Add(1)
 	return &Blob{Size: size, file: r}, nil
 }
 
 // runFill downloads blob d once for everyone, under the cache's context.
-func (c *Cache) runFill(up *Upstream, repo string, f *fill) {
+func (c *Cache) runFill(up *Upstream, f *fill) {
+	defer func() {
+		c.mu.Lock()
+		if c.fills[f.digest] == f {
+			delete(c.fills, f.digest)
+		}
+		c.mu.Unlock()
+	}()
+	// Look again: another fill may have committed between the caller's
+	// miss and its start of this one.
+	if size, err := c.store.Stat(c.ctx, f.digest); err == nil {
+		f.stored(size)
+		return
+	}
 	c.Stats.BlobFills.Add(1)
-	err := f.finish(c.ctx, c.download(up, repo, f))
-	c.mu.Lock()
-	delete(c.fills, f.digest)
-	c.mu.Unlock()
-	if err != nil {
+	if err := f.finish(c.ctx, c.download(up, f)); err != nil {
 		c.Stats.BlobFillErrors.Add(1)
-		c.log.Warn("blob fill failed", "upstream", up.Name(), "repo", repo, "digest", f.digest, "err", err)
+		c.log.Warn("blob fill failed", "upstream", up.Name(), "repo", f.repo, "digest", f.digest, "err", err)
 	}
 }
 
 // download streams the upstream's body into the store, hashing as it goes,
 // and returns nil only if every byte arrived and the digest matches.
-func (c *Cache) download(up *Upstream, repo string, f *fill) error {
-	resp, err := up.Do(c.ctx, http.MethodGet, repo, "blobs/"+f.digest.String(), nil, nil)
+func (c *Cache) download(up *Upstream, f *fill) error {
+	resp, err := up.Do(c.ctx, http.MethodGet, f.repo, "blobs/"+f.digest.String(), nil, nil)
 	if err != nil {
 		return err
 	}
@@ -174,7 +181,14 @@ func (c *Cache) StatBlob(ctx context.Context, up *Upstream, repo string, d diges
 		return 0, fmt.Errorf("%w: upstream %q announced %s for blob %s", ErrDigestMismatch, up.Name(), got, d)
 	}
 	if resp.ContentLength < 0 {
-		return 0, fmt.Errorf("upstream %q: no size for blob %s", up.Name(), d)
+		return 0, fmt.Errorf("%w: upstream %q sent no size for blob %s", ErrBadUpstream, up.Name(), d)
 	}
 	return resp.ContentLength, nil
+}
+
+// Filling returns the number of blob fills under way.
+func (c *Cache) Filling() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.fills)
 }

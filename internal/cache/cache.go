@@ -37,13 +37,18 @@ var (
 	ErrDigestMismatch = errors.New("upstream content does not match its digest")
 	// ErrTooLarge: an upstream document exceeds MaxDocumentSize.
 	ErrTooLarge = errors.New("upstream document too large")
-	// ErrInvalidManifest: an upstream manifest the cache cannot use.
-	ErrInvalidManifest = errors.New("invalid upstream manifest")
+	// ErrBadUpstream: an upstream answer the cache cannot use (an index
+	// without manifests, a blob without a size).
+	ErrBadUpstream = errors.New("unusable upstream answer")
 )
 
 // MaxDocumentSize bounds manifests, tag lists and referrers read from an
 // upstream (the OCI spec lets registries refuse manifests over 4 MiB).
 const MaxDocumentSize = 4 << 20
+
+// quietPeriod is how long a failing upstream is left alone while cached
+// answers cover for it.
+const quietPeriod = 10 * time.Second
 
 // documentTimeout bounds a fetch of a small document, beyond the upstream
 // client's own connect and header timeouts.
@@ -62,8 +67,12 @@ type Cache struct {
 	// Stats counts what the cache decided; read them with Load.
 	Stats Stats
 
-	mu    sync.Mutex // protects fills
+	mu    sync.Mutex // protects fills and quiet
 	fills map[digest.Digest]*fill
+	// quiet holds, per upstream, until when cached answers are served
+	// without asking it again after a failure: during an outage each pull
+	// is answered at once instead of waiting for the upstream's timeout.
+	quiet map[string]time.Time
 
 	docs singleflight.Group // one fetch per manifest, tag or document key
 }
@@ -83,6 +92,7 @@ func New(ctx context.Context, s store.Store, log *slog.Logger) *Cache {
 		now:   time.Now,
 		ctx:   ctx,
 		fills: map[digest.Digest]*fill{},
+		quiet: map[string]time.Time{},
 	}
 }
 
@@ -104,13 +114,31 @@ func (c *Cache) flight(ctx context.Context, key string, fn func(context.Context)
 }
 
 // staleOr serves a cached value when the upstream failed for any reason
-// but a definite "not found" (stale-if-error), and logs that it did.
-func staleOr[T any](c *Cache, cached *T, err error, what ...any) (*T, error) {
+// but a definite "not found" (stale-if-error), logs that it did, and leaves
+// the upstream alone for the quiet period.
+func staleOr[T any](c *Cache, up *Upstream, cached *T, err error, what ...any) (*T, error) {
 	var ue *upstream.Error
 	if cached == nil || (errors.As(err, &ue) && ue.NotFound()) {
 		return nil, err
 	}
-	c.Stats.StaleServed.Add(1)
-	c.log.Warn("upstream failed; serving cached copy", append(what, "err", err)...)
+	c.mu.Lock()
+	c.quiet[up.Name()] = c.now().Add(quietPeriod)
+	c.mu.Unlock()
+	c.noteStale(append(what, "upstream", up.Name(), "err", err)...)
 	return cached, nil
+}
+
+// noteStale counts and logs a cached answer served in place of the
+// upstream's.
+func (c *Cache) noteStale(what ...any) {
+	c.Stats.StaleServed.Add(1)
+	c.log.Warn("upstream failed; serving cached copy", what...)
+}
+
+// isQuiet tells whether the upstream failed lately, so that a stale cached
+// answer is served without asking it.
+func (c *Cache) isQuiet(up *Upstream) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now().Before(c.quiet[up.Name()])
 }

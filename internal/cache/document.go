@@ -39,27 +39,20 @@ func (c *Cache) Referrers(ctx context.Context, up *Upstream, repo string, d dige
 // document returns the stored document while fresh; otherwise one GET,
 // shared by every client asking at once, with stale-if-error.
 func (c *Cache) document(ctx context.Context, up *Upstream, repo, path string, query url.Values, key string) (*Document, error) {
-	fresh := func(ctx context.Context) (*Document, *Document) {
-		var doc Document
-		if c.getJSON(ctx, key, &doc) != nil {
-			return nil, nil
-		}
-		if c.now().Sub(doc.Checked) < up.TTL {
-			return &doc, &doc
-		}
-		return nil, &doc
-	}
-	if doc, _ := fresh(ctx); doc != nil {
+	if doc, fresh := c.loadDocument(ctx, up, key); fresh {
+		return doc, nil
+	} else if doc != nil && c.isQuiet(up) {
+		c.noteStale("upstream", up.Name(), "repo", repo, "path", path, "err", "failing lately")
 		return doc, nil
 	}
 	v, err := c.flight(ctx, key, func(ctx context.Context) (any, error) {
-		doc, cached := fresh(ctx)
-		if doc != nil {
-			return doc, nil
+		cached, fresh := c.loadDocument(ctx, up, key)
+		if fresh {
+			return cached, nil
 		}
 		doc, err := c.fetchDocument(ctx, up, repo, path, query)
 		if err != nil {
-			return staleOr(c, cached, err, "upstream", up.Name(), "repo", repo, "path", path)
+			return staleOr(c, up, cached, err, "repo", repo, "path", path)
 		}
 		return doc, c.putJSON(ctx, key, doc)
 	})
@@ -67,6 +60,16 @@ func (c *Cache) document(ctx context.Context, up *Upstream, repo, path string, q
 		return nil, err
 	}
 	return v.(*Document), nil
+}
+
+// loadDocument returns a stored document, if any, and whether it is within
+// its TTL.
+func (c *Cache) loadDocument(ctx context.Context, up *Upstream, key string) (doc *Document, fresh bool) {
+	doc = new(Document)
+	if err := c.getJSON(ctx, key, doc); err != nil {
+		return nil, false
+	}
+	return doc, c.now().Sub(doc.Checked) < up.TTL
 }
 
 func (c *Cache) fetchDocument(ctx context.Context, up *Upstream, repo, path string, query url.Values) (*Document, error) {
@@ -83,7 +86,7 @@ func (c *Cache) fetchDocument(ctx context.Context, up *Upstream, repo, path stri
 		return nil, fmt.Errorf("%w: upstream %q: %s is over %d bytes", ErrTooLarge, up.Name(), path, MaxDocumentSize)
 	}
 	if !json.Valid(body) {
-		return nil, fmt.Errorf("%w: upstream %q: %s is not JSON", ErrInvalidManifest, up.Name(), path)
+		return nil, fmt.Errorf("%w: upstream %q: %s is not JSON", ErrBadUpstream, up.Name(), path)
 	}
 	return &Document{
 		Body:        body,

@@ -18,13 +18,17 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 // for the blob while it runs.
 type fill struct {
 	digest digest.Digest
+	// upstream and repo are where this fill downloads from. A client of
+	// another repository joins it, but does not take its failure as its
+	// own (that repository may answer 404 where the client's would not).
+	upstream, repo string
 	// ready is closed once the upstream has answered (size is set) or the
 	// fill has failed (err is set).
 	ready chan struct{}
 	size  int64 // -1 when the upstream did not say
 
 	// mu protects the fields below. Readers hold it shared while they read
-	// back from w, so that Commit or Cancel never closes w under them.
+	// back from w; the fill's end swaps w out under it.
 	mu       sync.RWMutex
 	w        store.Writer
 	written  int64
@@ -34,8 +38,8 @@ type fill struct {
 	changed  chan struct{}
 }
 
-func newFill(d digest.Digest) *fill {
-	return &fill{digest: d, ready: make(chan struct{}), size: -1, changed: make(chan struct{})}
+func newFill(d digest.Digest, upstream, repo string) *fill {
+	return &fill{digest: d, upstream: upstream, repo: repo, ready: make(chan struct{}), size: -1, changed: make(chan struct{})}
 }
 
 // notify wakes every reader waiting for a change. Called with mu held.
@@ -52,6 +56,15 @@ func (f *fill) start(w store.Writer, size int64) {
 	close(f.ready)
 }
 
+// stored ends a fill that found the blob already stored.
+func (f *fill) stored(size int64) {
+	f.mu.Lock()
+	f.size, f.done = size, true
+	f.notify()
+	f.mu.Unlock()
+	close(f.ready)
+}
+
 func (f *fill) advance(n int) {
 	f.mu.Lock()
 	f.written += int64(n)
@@ -59,8 +72,8 @@ func (f *fill) advance(n int) {
 	f.mu.Unlock()
 }
 
-// verify marks the bytes written as checked against the digest, so that
-// clients get the last bytes now rather than after the commit's sync.
+// verify marks the bytes written as checked against the digest: clients get
+// the last bytes now rather than after the commit's sync.
 func (f *fill) verify() {
 	f.mu.Lock()
 	f.verified = true
@@ -68,24 +81,58 @@ func (f *fill) verify() {
 	f.mu.Unlock()
 }
 
+// failed tells whether the fill has ended in failure.
+func (f *fill) failed() bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.err != nil
+}
+
 // finish ends the fill: commit the verified blob, or cancel it on err.
+// Commit (a sync, for a large blob slow) runs without the lock, so that
+// readers, HEADs and joiners go on meanwhile; a reader whose read fails
+// because the writer closed waits for the outcome announced here.
 func (f *fill) finish(ctx context.Context, err error) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err == nil {
-		err = f.w.Commit(ctx, f.digest)
-	} else if f.w != nil {
-		f.w.Cancel()
+	f.mu.RLock()
+	w := f.w
+	f.mu.RUnlock()
+	switch {
+	case w != nil && err == nil:
+		err = w.Commit(ctx, f.digest)
+	case w != nil:
+		w.Cancel()
 	}
+	f.mu.Lock()
 	f.w = nil
 	f.done, f.err = err == nil, err
 	f.notify()
+	f.mu.Unlock()
 	select {
 	case <-f.ready:
 	default: // failed before the upstream answered
 		close(f.ready)
 	}
 	return err
+}
+
+// waitFirstByte returns once the fill has written a byte, or ended, so that
+// a failure before any byte reaches the client as an error, not as a
+// response cut short.
+func (f *fill) waitFirstByte(ctx context.Context) error {
+	for {
+		f.mu.RLock()
+		started := f.written > 0 || f.verified || f.done || f.err != nil
+		err, changed := f.err, f.changed
+		f.mu.RUnlock()
+		if started {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // copyRange writes bytes [off, end) of the blob to dst as the fill brings
@@ -117,20 +164,24 @@ func (f *fill) copyRange(ctx context.Context, s store.Store, dst io.Writer, off,
 		if !f.verified {
 			limit-- // held back until verified
 		}
+		changed := f.changed
 		if off < limit {
 			n, err := f.w.ReadAt(buf[:min(limit-off, int64(len(buf)))], off)
 			f.mu.RUnlock()
-			if n == 0 && err != nil {
-				return err
+			if n > 0 {
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return err
+				}
+				off += int64(n)
+				continue
 			}
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return err
+			if err == nil {
+				continue
 			}
-			off += int64(n)
-			continue
+			// The writer closed under us: wait for the fill's end.
+		} else {
+			f.mu.RUnlock()
 		}
-		changed := f.changed
-		f.mu.RUnlock()
 		select {
 		case <-changed:
 		case <-ctx.Done():

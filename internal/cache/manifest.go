@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/entrepot/entrepot/internal/store"
+	"github.com/entrepot/entrepot/internal/upstream"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -48,6 +48,9 @@ type Manifest struct {
 type tagRecord struct {
 	Manifest
 	Checked time.Time `json:"checked"`
+	// Previous is what the tag pointed to before it last moved, served if
+	// the new content cannot be fetched.
+	Previous digest.Digest `json:"previous,omitempty"`
 }
 
 // ManifestRequest asks for a manifest by tag or by digest.
@@ -68,26 +71,47 @@ type ManifestRequest struct {
 // HEAD at most once per TTL; a GET goes upstream only for content that is
 // not stored.
 func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, error) {
-	want := &Manifest{Digest: q.Digest}
-	if q.Tag != "" {
-		rec, err := c.resolveTag(ctx, q.Up, q.Repo, q.Tag)
+	if q.Tag == "" {
+		return c.manifestByDigest(ctx, q.Up, q.Repo, &Manifest{Digest: q.Digest}, q.Head)
+	}
+	rec, err := c.resolveTag(ctx, q.Up, q.Repo, q.Tag)
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.negotiate(ctx, q, &rec.Manifest)
+	if err != nil && rec.Previous != "" && !isNotFound(err) {
+		// The tag moved, but its new content cannot be fetched now: what
+		// it pointed to before is still a good answer.
+		if prev, perr := c.storedManifest(ctx, rec.Previous, true); perr == nil {
+			if m, perr := c.negotiate(ctx, q, prev); perr == nil {
+				c.noteStale("upstream", q.Up.Name(), "repo", q.Repo, "tag", q.Tag, "served", rec.Previous, "err", err)
+				return m, nil
+			}
+		}
+	}
+	return m, err
+}
+
+// negotiate answers a tag that points to want: the manifest itself, or,
+// when it is an index the client does not accept, its linux/amd64 manifest.
+func (c *Cache) negotiate(ctx context.Context, q ManifestRequest, want *Manifest) (*Manifest, error) {
+	if IsIndex(want.MediaType) && q.Accepts != nil && !q.Accepts(want.MediaType) {
+		index, err := c.manifestByDigest(ctx, q.Up, q.Repo, want, false)
 		if err != nil {
 			return nil, err
 		}
-		want = &rec.Manifest
-		if IsIndex(want.MediaType) && q.Accepts != nil && !q.Accepts(want.MediaType) {
-			index, err := c.manifestByDigest(ctx, q.Up, q.Repo, want, false)
-			if err != nil {
-				return nil, err
-			}
-			child, err := defaultPlatform(index.Body)
-			if err != nil {
-				return nil, err
-			}
-			want = &Manifest{Digest: child}
+		child, err := defaultPlatform(index.Body)
+		if err != nil {
+			return nil, err
 		}
+		want = &Manifest{Digest: child}
 	}
 	return c.manifestByDigest(ctx, q.Up, q.Repo, want, q.Head)
+}
+
+func isNotFound(err error) bool {
+	var ue *upstream.Error
+	return errors.As(err, &ue) && ue.NotFound()
 }
 
 // manifestByDigest returns manifest want.Digest: stored, or fetched by
@@ -107,7 +131,7 @@ func (c *Cache) manifestByDigest(ctx context.Context, up *Upstream, repo string,
 		}
 		return c.headManifest(ctx, up, repo, want.Digest)
 	}
-	v, err := c.flight(ctx, "manifest "+want.Digest.String(), func(ctx context.Context) (any, error) {
+	v, err := c.flight(ctx, "manifest "+up.Name()+"/"+repo+"@"+want.Digest.String(), func(ctx context.Context) (any, error) {
 		if m, err := c.storedManifest(ctx, want.Digest, false); err == nil {
 			return m, nil
 		}
@@ -123,8 +147,11 @@ func (c *Cache) manifestByDigest(ctx context.Context, up *Upstream, repo string,
 // else a revalidation with one HEAD, shared by every client asking at once.
 func (c *Cache) resolveTag(ctx context.Context, up *Upstream, repo, tag string) (*tagRecord, error) {
 	key := tagKey(up.Name(), repo, tag)
-	if rec := c.freshTag(ctx, up, key); rec != nil {
+	if rec, fresh := c.loadTag(ctx, up, key); fresh {
 		c.Stats.TagHits.Add(1)
+		return rec, nil
+	} else if rec != nil && c.isQuiet(up) {
+		c.noteStale("upstream", up.Name(), "repo", repo, "tag", tag, "err", "failing lately")
 		return rec, nil
 	}
 	v, err := c.flight(ctx, key, func(ctx context.Context) (any, error) {
@@ -141,30 +168,38 @@ func (c *Cache) resolveTag(ctx context.Context, up *Upstream, repo, tag string) 
 // upstream does not send the digest; content is fetched later, by digest,
 // and only if it is not stored.
 func (c *Cache) revalidateTag(ctx context.Context, up *Upstream, repo, tag, key string) (*tagRecord, error) {
-	if rec := c.freshTag(ctx, up, key); rec != nil { // refreshed by a flight that just ended
-		return rec, nil
+	cached, fresh := c.loadTag(ctx, up, key)
+	if fresh { // refreshed by a flight that just ended
+		return cached, nil
 	}
-	cached, _ := c.loadTag(ctx, key)
 	c.Stats.TagRevalidations.Add(1)
 	resp, err := up.Do(ctx, http.MethodHead, repo, "manifests/"+tag, nil, acceptAll)
 	if err != nil {
-		return staleOr(c, cached, err, "upstream", up.Name(), "repo", repo, "tag", tag)
+		return staleOr(c, up, cached, err, "repo", repo, "tag", tag)
 	}
 	resp.Body.Close()
 	rec := &tagRecord{Checked: c.now()}
-	if d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil && resp.ContentLength >= 0 {
-		rec.Manifest = Manifest{Digest: d, MediaType: mediaType(resp.Header, nil), Size: resp.ContentLength}
+	d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest"))
+	if mt := headerMediaType(resp.Header); err == nil && mt != "" && resp.ContentLength >= 0 {
+		rec.Manifest = Manifest{Digest: d, MediaType: mt, Size: resp.ContentLength}
 	} else {
+		// Without a digest, a type and a size, only a GET tells.
 		m, err := c.fetchManifest(ctx, up, repo, tag, "")
 		if err != nil {
-			return staleOr(c, cached, err, "upstream", up.Name(), "repo", repo, "tag", tag)
+			return staleOr(c, up, cached, err, "repo", repo, "tag", tag)
 		}
 		rec.Manifest = *m
 		rec.Body = nil
 	}
-	if cached != nil && cached.Digest != rec.Digest {
-		c.Stats.TagChanges.Add(1)
-		c.log.Info("tag moved", "upstream", up.Name(), "repo", repo, "tag", tag, "from", cached.Digest, "to", rec.Digest)
+	if cached != nil {
+		rec.Previous = cached.Previous
+		if cached.Digest != rec.Digest {
+			c.Stats.TagChanges.Add(1)
+			c.log.Info("tag moved", "upstream", up.Name(), "repo", repo, "tag", tag, "from", cached.Digest, "to", rec.Digest)
+			if _, err := c.storedManifest(ctx, cached.Digest, true); err == nil {
+				rec.Previous = cached.Digest
+			}
+		}
 	}
 	if err := c.putJSON(ctx, key, rec); err != nil {
 		return nil, err
@@ -172,21 +207,14 @@ func (c *Cache) revalidateTag(ctx context.Context, up *Upstream, repo, tag, key 
 	return rec, nil
 }
 
-// freshTag returns the stored record of a tag if it is within its TTL.
-func (c *Cache) freshTag(ctx context.Context, up *Upstream, key string) *tagRecord {
-	rec, err := c.loadTag(ctx, key)
-	if err != nil || c.now().Sub(rec.Checked) >= up.TTL {
-		return nil
+// loadTag returns the stored record of a tag, if any, and whether it is
+// within its TTL.
+func (c *Cache) loadTag(ctx context.Context, up *Upstream, key string) (rec *tagRecord, fresh bool) {
+	rec = new(tagRecord)
+	if err := c.getJSON(ctx, key, rec); err != nil {
+		return nil, false
 	}
-	return rec
-}
-
-func (c *Cache) loadTag(ctx context.Context, key string) (*tagRecord, error) {
-	var rec tagRecord
-	if err := c.getJSON(ctx, key, &rec); err != nil {
-		return nil, err
-	}
-	return &rec, nil
+	return rec, c.now().Sub(rec.Checked) < up.TTL
 }
 
 // headManifest asks the upstream for a manifest's type and size by digest,
@@ -200,11 +228,12 @@ func (c *Cache) headManifest(ctx context.Context, up *Upstream, repo string, d d
 	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.String() {
 		return nil, fmt.Errorf("%w: upstream %q announced %s for manifest %s", ErrDigestMismatch, up.Name(), got, d)
 	}
-	if resp.ContentLength < 0 || resp.ContentLength > MaxDocumentSize {
-		// Without a usable size, the only honest answer comes from a GET.
+	mt := headerMediaType(resp.Header)
+	if mt == "" || resp.ContentLength < 0 || resp.ContentLength > MaxDocumentSize {
+		// Without a usable type and size, only a GET tells.
 		return c.manifestByDigest(ctx, up, repo, &Manifest{Digest: d}, false)
 	}
-	return &Manifest{Digest: d, MediaType: mediaType(resp.Header, nil), Size: resp.ContentLength}, nil
+	return &Manifest{Digest: d, MediaType: mt, Size: resp.ContentLength}, nil
 }
 
 // fetchManifest GETs a manifest by tag or digest, verifies it (against
@@ -286,20 +315,32 @@ func (c *Cache) storedManifest(ctx context.Context, d digest.Digest, head bool) 
 // mediaType is the upstream's Content-Type, or the body's own mediaType
 // field when the upstream sent none or a generic one.
 func mediaType(h http.Header, body []byte) string {
-	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	if mt != "" && mt != "application/json" && mt != "text/plain" && mt != "application/octet-stream" {
+	if mt := headerMediaType(h); mt != "" {
 		return mt
 	}
 	var probe struct {
-		MediaType string `json:"mediaType"`
+		MediaType string          `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
 	}
-	if json.Unmarshal(body, &probe) == nil && probe.MediaType != "" {
+	json.Unmarshal(body, &probe)
+	switch {
+	case probe.MediaType != "":
 		return probe.MediaType
-	}
-	if bytes.Contains(body, []byte(`"manifests"`)) {
+	case probe.Manifests != nil:
 		return v1.MediaTypeImageIndex
 	}
 	return v1.MediaTypeImageManifest
+}
+
+// headerMediaType is the Content-Type of a manifest response, or "" when
+// it is missing or too generic to tell a manifest from an index.
+func headerMediaType(h http.Header) string {
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	switch mt {
+	case "application/json", "text/plain", "application/octet-stream":
+		return ""
+	}
+	return mt
 }
 
 // defaultPlatform picks linux/amd64 from an index, as registries do for
@@ -307,7 +348,7 @@ func mediaType(h http.Header, body []byte) string {
 func defaultPlatform(body []byte) (digest.Digest, error) {
 	var index v1.Index
 	if err := json.Unmarshal(body, &index); err != nil || len(index.Manifests) == 0 {
-		return "", fmt.Errorf("%w: an index with no manifests", ErrInvalidManifest)
+		return "", fmt.Errorf("%w: an index with no manifests", ErrBadUpstream)
 	}
 	for _, m := range index.Manifests {
 		if p := m.Platform; p != nil && p.OS == "linux" && p.Architecture == "amd64" {

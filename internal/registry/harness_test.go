@@ -145,6 +145,15 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 	return &cacheServer{Server: srv, cache: c}
 }
 
+// Close waits for the fills under way to commit, then stops the server.
+func (c *cacheServer) Close() {
+	deadline := time.Now().Add(10 * time.Second)
+	for c.cache.Filling() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	c.Server.Close()
+}
+
 func (c *cacheServer) host() string { return strings.TrimPrefix(c.URL, "http://") }
 
 // do sends one request to the cache and returns the response with its

@@ -134,7 +134,7 @@ func toHTTP(err error, kind route.Kind) *httpx.Error {
 	switch {
 	case errors.As(err, &ue):
 		return upstreamError(ue, kind)
-	case errors.Is(err, cache.ErrDigestMismatch), errors.Is(err, cache.ErrInvalidManifest):
+	case errors.Is(err, cache.ErrDigestMismatch), errors.Is(err, cache.ErrBadUpstream):
 		return httpx.Errorf(http.StatusBadGateway, httpx.CodeUnavailable, "%v", err)
 	case errors.Is(err, cache.ErrTooLarge):
 		return httpx.Errorf(http.StatusBadGateway, httpx.CodeSizeInvalid, "%v", err)

@@ -1,0 +1,196 @@
+# shellcheck shell=bash
+# Shared helpers of the end-to-end suite: TAP-style reporting, bounded
+# command runs, loopback ports, and the background processes that the EXIT
+# trap stops. Sourced by e2e/run.sh; defines functions and state only.
+
+# Counters and the list of failed checks, read by summary().
+PASSED=0
+FAILED=0
+CHECKS=0
+FAILURES=()
+
+# log prints a progress line as a TAP comment.
+log() { printf '# %s\n' "$*"; }
+
+# die stops the suite at once (the EXIT trap still cleans up).
+die() {
+	printf 'Bail out! %s\n' "$*"
+	FAILED=$((FAILED + 1))
+	exit 1
+}
+
+pass() {
+	CHECKS=$((CHECKS + 1))
+	PASSED=$((PASSED + 1))
+	printf 'ok %d - %s\n' "$CHECKS" "$1"
+}
+
+# fail DESCRIPTION [DETAIL...]: a failed check; each DETAIL line is printed
+# as a comment under it, then the tail of the last command's stderr.
+fail() {
+	local desc=$1
+	shift
+	CHECKS=$((CHECKS + 1))
+	FAILED=$((FAILED + 1))
+	FAILURES+=("$desc")
+	printf 'not ok %d - %s\n' "$CHECKS" "$desc"
+	local line
+	for line in "$@"; do printf '#   %s\n' "$line"; done
+	if [[ -s $LAST_ERR ]]; then
+		tail -n 8 "$LAST_ERR" | sed 's/^/#   stderr: /'
+	fi
+}
+
+# check_eq DESCRIPTION GOT WANT: passes when both are equal and not empty.
+check_eq() {
+	if [[ -n $3 && $2 == "$3" ]]; then
+		pass "$1"
+	else
+		fail "$1" "got:  ${2:-<empty>}" "want: ${3:-<empty>}"
+	fi
+}
+
+# check DESCRIPTION CMD...: passes when CMD succeeds within the timeout.
+check() {
+	local desc=$1
+	shift
+	if run "$@" >/dev/null; then
+		pass "$desc"
+	else
+		fail "$desc" "command failed: $*"
+	fi
+}
+
+# run CMD...: CMD under `timeout`, its stderr kept in $LAST_ERR (shown by fail).
+# Every client command goes through run, so no check can hang the suite.
+# Its proxy is a closed loopback port and only loopback bypasses it: a client
+# that tries to reach any other host fails at once, without even a DNS query.
+run() {
+	HTTP_PROXY=$CLOSED_PROXY HTTPS_PROXY=$CLOSED_PROXY http_proxy=$CLOSED_PROXY https_proxy=$CLOSED_PROXY \
+		NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost \
+		timeout --kill-after=10 "$E2E_TIMEOUT" "$@" 2>"$LAST_ERR"
+}
+CLOSED_PROXY=http://127.0.0.1:9
+
+# sha reads stdin and prints its digest as sha256:<hex>.
+sha() {
+	local hex
+	hex=$(sha256sum | cut -d' ' -f1)
+	printf 'sha256:%s\n' "$hex"
+}
+
+# now prints the time in seconds with nanoseconds; elapsed START prints the
+# seconds since START with millisecond precision.
+now() { date +%s.%N; }
+elapsed() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.3f", e - s }'; }
+
+# pick_port VAR: stores in VAR a loopback port that nothing listens on and
+# that this run has not handed out yet. Ports come from below Linux's
+# default ephemeral range (32768-60999), so that no outgoing connection
+# takes one between this check and the server's bind.
+USED_PORTS=" 1 9 "
+pick_port() {
+	local p _
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 12000))
+		[[ $USED_PORTS == *" $p "* ]] && continue
+		if ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null; then
+			USED_PORTS+="$p "
+			printf -v "$1" '%s' "$p"
+			return 0
+		fi
+	done
+	die "no free loopback port found"
+}
+
+# port_closed PORT: true when nothing accepts connections on 127.0.0.1:PORT.
+port_closed() {
+	! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+# Background processes started by this run, as NAME=PID, stopped in reverse
+# order by stop_all. Only these PIDs are ever signalled.
+PROCS=()
+# Log files whose tails are shown when the run fails, as NAME=PATH.
+LOGS=()
+
+# start_bg NAME LOGFILE CMD...: starts CMD in the background, output to
+# LOGFILE, and records its PID. Sets BG_PID.
+start_bg() {
+	local name=$1 logfile=$2
+	shift 2
+	"$@" >"$logfile" 2>&1 &
+	BG_PID=$!
+	PROCS+=("$name=$BG_PID")
+	LOGS+=("$name=$logfile")
+	log "started $name (pid $BG_PID): $*"
+}
+
+# wait_until DESCRIPTION SECONDS PID CMD...: polls CMD until it succeeds.
+# Fails early when process PID has died, and after SECONDS in any case.
+wait_until() {
+	local desc=$1 secs=$2 pid=$3
+	shift 3
+	local deadline=$((SECONDS + secs))
+	while ((SECONDS < deadline)); do
+		if "$@" >/dev/null 2>&1; then
+			return 0
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			log "$desc: process $pid exited"
+			return 1
+		fi
+		sleep 0.2
+	done
+	log "$desc: not ready after ${secs}s"
+	return 1
+}
+
+# stop_pid NAME PID: SIGTERM, up to 20 s of grace, then SIGKILL; reaps it
+# when it is our child.
+stop_pid() {
+	local name=$1 pid=$2 i
+	if ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid" 2>/dev/null || true
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "$name (pid $pid) ignored SIGTERM; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+	local i entry
+	for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do
+		entry=${PROCS[i]}
+		stop_pid "${entry%%=*}" "${entry#*=}"
+	done
+	PROCS=()
+}
+
+# show_logs prints the tail of every daemon log as comments.
+show_logs() {
+	local entry
+	for entry in "${LOGS[@]}"; do
+		[[ -s ${entry#*=} ]] || continue
+		log "---- last lines of ${entry%%=*} log (${entry#*=}) ----"
+		tail -n "${E2E_LOG_LINES:-40}" "${entry#*=}" | sed 's/^/#   /'
+	done
+}
+
+# unmount_under DIR: lazily unmounts whatever a daemon left mounted below
+# DIR, deepest first, so that rm -rf cannot reach into a mount.
+unmount_under() {
+	local dir=$1 m
+	awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+		while read -r m; do
+			umount -l "$m" 2>/dev/null || true
+		done
+}
