@@ -1,6 +1,6 @@
 // Command entrepot is a pull-through cache for container registries.
 //
-//	entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--upstream NAME=URL]...
+//	entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--prefetch N] [--upstream NAME=URL]...
 //	entrepot version
 package main
 
@@ -29,7 +29,7 @@ import (
 var version = ""
 
 const usage = `usage:
-  entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--upstream NAME=URL]...
+  entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--prefetch N] [--upstream NAME=URL]...
   entrepot version`
 
 func main() {
@@ -75,7 +75,7 @@ func serve(cfg *config.Config) error {
 	}
 	fillCtx, cancelFills := context.WithCancel(context.Background())
 	defer cancelFills()
-	c := cache.New(fillCtx, st, log)
+	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch}, log)
 	var ups []*cache.Upstream
 	for _, u := range cfg.Upstreams {
 		ups = append(ups, &cache.Upstream{Client: upstream.New(u, nil, log), TTL: u.TTL})

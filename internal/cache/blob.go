@@ -67,6 +67,11 @@ func (c *Cache) joinOrStartFill(up *Upstream, repo string, d digest.Digest) *fil
 		return f
 	}
 	c.Stats.BlobMisses.Add(1)
+	return c.startFill(up, repo, d)
+}
+
+// startFill starts a fill of d. Called with c.mu held.
+func (c *Cache) startFill(up *Upstream, repo string, d digest.Digest) *fill {
 	f := newFill(d, up.Name(), repo)
 	c.fills[d] = f
 	go c.runFill(up, f)

@@ -66,9 +66,12 @@ type Cache struct {
 
 	// Stats counts what the cache decided; read them with Load.
 	Stats Stats
+	// prefetch bounds background fills per upstream; 0 turns them off.
+	prefetch int
 
-	mu    sync.Mutex // protects fills and quiet
+	mu    sync.Mutex // protects fills, quiet and slots
 	fills map[digest.Digest]*fill
+	slots map[string]chan struct{} // per upstream: prefetches under way
 	// quiet holds, per upstream, until when cached answers are served
 	// without asking it again after a failure: during an outage each pull
 	// is answered at once instead of waiting for the upstream's timeout.
@@ -82,17 +85,27 @@ type Stats struct {
 	BlobHits, BlobMisses, BlobJoins, BlobFills, BlobFillErrors atomic.Int64
 	ManifestHits, ManifestFills                                atomic.Int64
 	TagHits, TagRevalidations, TagChanges, StaleServed         atomic.Int64
+	Prefetches                                                 atomic.Int64
+}
+
+// Options are the cache's settings.
+type Options struct {
+	// Prefetch is how many blobs of a newly fetched image manifest are
+	// filled at once per upstream, in the background. 0: none.
+	Prefetch int
 }
 
 // New returns a cache over s. ctx bounds the fills it runs.
-func New(ctx context.Context, s store.Store, log *slog.Logger) *Cache {
+func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cache {
 	return &Cache{
-		store: s,
-		log:   log,
-		now:   time.Now,
-		ctx:   ctx,
-		fills: map[digest.Digest]*fill{},
-		quiet: map[string]time.Time{},
+		store:    s,
+		log:      log,
+		now:      time.Now,
+		ctx:      ctx,
+		prefetch: opt.Prefetch,
+		fills:    map[digest.Digest]*fill{},
+		quiet:    map[string]time.Time{},
+		slots:    map[string]chan struct{}{},
 	}
 }
 

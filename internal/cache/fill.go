@@ -26,6 +26,8 @@ type fill struct {
 	// fill has failed (err is set).
 	ready chan struct{}
 	size  int64 // -1 when the upstream did not say
+	// ended is closed when the fill has committed or failed.
+	ended chan struct{}
 
 	// mu protects the fields below. Readers hold it shared while they read
 	// back from w; the fill's end swaps w out under it.
@@ -39,7 +41,7 @@ type fill struct {
 }
 
 func newFill(d digest.Digest, upstream, repo string) *fill {
-	return &fill{digest: d, upstream: upstream, repo: repo, ready: make(chan struct{}), size: -1, changed: make(chan struct{})}
+	return &fill{digest: d, upstream: upstream, repo: repo, ready: make(chan struct{}), ended: make(chan struct{}), size: -1, changed: make(chan struct{})}
 }
 
 // notify wakes every reader waiting for a change. Called with mu held.
@@ -63,6 +65,7 @@ func (f *fill) stored(size int64) {
 	f.notify()
 	f.mu.Unlock()
 	close(f.ready)
+	close(f.ended)
 }
 
 func (f *fill) advance(n int) {
@@ -112,6 +115,7 @@ func (f *fill) finish(ctx context.Context, err error) error {
 	default: // failed before the upstream answered
 		close(f.ready)
 	}
+	close(f.ended)
 	return err
 }
 

@@ -42,6 +42,8 @@ type Manifest struct {
 	Size      int64         `json:"size"`
 	// Body is nil when only the headers were asked for (HEAD).
 	Body []byte `json:"-"`
+	// fetched: the body came from the upstream just now, not the store.
+	fetched bool
 }
 
 // tagRecord is what a tag pointed to when it was last checked.
@@ -72,7 +74,7 @@ type ManifestRequest struct {
 // not stored.
 func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, error) {
 	if q.Tag == "" {
-		return c.manifestByDigest(ctx, q.Up, q.Repo, &Manifest{Digest: q.Digest}, q.Head)
+		return c.negotiate(ctx, q, &Manifest{Digest: q.Digest})
 	}
 	rec, err := c.resolveTag(ctx, q.Up, q.Repo, q.Tag)
 	if err != nil {
@@ -106,7 +108,11 @@ func (c *Cache) negotiate(ctx context.Context, q ManifestRequest, want *Manifest
 		}
 		want = &Manifest{Digest: child}
 	}
-	return c.manifestByDigest(ctx, q.Up, q.Repo, want, q.Head)
+	m, err := c.manifestByDigest(ctx, q.Up, q.Repo, want, q.Head)
+	if err == nil && m.fetched && !q.Head && !IsIndex(m.MediaType) {
+		c.prefetchBlobs(q.Up, q.Repo, m.Body)
+	}
+	return m, err
 }
 
 func isNotFound(err error) bool {
@@ -263,7 +269,7 @@ func (c *Cache) fetchManifest(ctx context.Context, up *Upstream, repo, ref strin
 	if got := want.Algorithm().FromBytes(body); got != want {
 		return nil, fmt.Errorf("%w: upstream %q sent %s for manifest %s", ErrDigestMismatch, up.Name(), got, want)
 	}
-	m := &Manifest{Digest: want, MediaType: mediaType(resp.Header, body), Size: int64(len(body)), Body: body}
+	m := &Manifest{Digest: want, MediaType: mediaType(resp.Header, body), Size: int64(len(body)), Body: body, fetched: true}
 	if err := c.storeManifest(ctx, m); err != nil {
 		return nil, err
 	}

@@ -108,3 +108,11 @@ func checkData(dir string) error {
 	}
 	return nil
 }
+
+// checkPrefetch accepts 0 (off) up to maxPrefetch parallel fills.
+func checkPrefetch(n int) error {
+	if n < 0 || n > maxPrefetch {
+		return fmt.Errorf("%d must be from 0 (off) to %d", n, maxPrefetch)
+	}
+	return nil
+}

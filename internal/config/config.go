@@ -18,6 +18,11 @@ type Config struct {
 	// Default is the name of the upstream that serves requests that name no
 	// upstream (dockerd's registry-mirrors). Default: the first upstream.
 	Default string
+	// Prefetch is how many of a manifest's blobs are filled at once, per
+	// upstream, in the background when a client GETs an image manifest
+	// the cache did not hold: the client's blob requests then join fills
+	// already under way. 0 turns prefetch off. Default 4.
+	Prefetch int
 	// Upstreams are the registries this cache pulls through, in order.
 	// Default: the preconfigured public registries (see Defaults).
 	Upstreams []Upstream

@@ -26,7 +26,7 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 
 	for name, out := range map[string]string{
-		"fmt config":   fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg),
+		"fmt config":   fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg),
 		"fmt upstream": fmt.Sprintf("%v %+v %#v", up, up, up),
 		"fmt secret":   fmt.Sprintf("%v %+v %#v %s %q %x", up.Password, up.Password, up.Password, up.Password, up.Password, up.Password),
 		"slog JSON":    logs.String(),

@@ -9,6 +9,8 @@ import (
 const (
 	defaultListen                = ":5000"
 	defaultData                  = "./data"
+	defaultPrefetch              = 4
+	maxPrefetch                  = 64
 	defaultTTL                   = 60 * time.Second
 	defaultConnectTimeout        = 5 * time.Second
 	defaultResponseHeaderTimeout = 15 * time.Second
@@ -19,7 +21,7 @@ const (
 // ./data, and pull through the major public registries, docker.io first
 // (and so the default). Each call returns a fresh copy the caller may modify.
 func Defaults() *Config {
-	cfg := &Config{Listen: defaultListen, Data: defaultData}
+	cfg := &Config{Listen: defaultListen, Data: defaultData, Prefetch: defaultPrefetch}
 	for _, r := range [...]struct{ name, host string }{
 		// Docker Hub is addressed as docker.io, but its registry API lives
 		// on another host.

@@ -31,9 +31,11 @@ import (
 //	      response_header: 15s
 //	      idle: 30s
 type fileConfig struct {
-	Listen  *string `yaml:"listen"`
-	Data    *string `yaml:"data"`
-	Default *string `yaml:"default"`
+	Listen *string `yaml:"listen"`
+	Data   *string `yaml:"data"`
+	// Prefetch is a pointer so that an explicit 0 (off) differs from absent.
+	Prefetch *int    `yaml:"prefetch"`
+	Default  *string `yaml:"default"`
 	// Upstreams is nil when the key is absent (or null), and non-nil but
 	// empty for "upstreams: []", which is an error.
 	Upstreams []fileUpstream `yaml:"upstreams"`
@@ -151,6 +153,12 @@ func (fc *fileConfig) apply(cfg *Config, getenv func(string) string) error {
 			return fmt.Errorf("data: %w", err)
 		}
 		cfg.Data = *fc.Data
+	}
+	if fc.Prefetch != nil {
+		if err := checkPrefetch(*fc.Prefetch); err != nil {
+			return fmt.Errorf("prefetch: %w", err)
+		}
+		cfg.Prefetch = *fc.Prefetch
 	}
 	if fc.Upstreams != nil {
 		if len(fc.Upstreams) == 0 {

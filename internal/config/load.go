@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -57,6 +58,7 @@ type flags struct {
 	config    string
 	listen    *string
 	data      *string
+	prefetch  *int
 	upstreams []string // raw NAME=URL values, parsed in apply
 }
 
@@ -72,6 +74,14 @@ func (f *flags) flagSet() *flag.FlagSet {
 	})
 	fs.Func("data", "`directory` of the store (default ./data)", func(s string) error {
 		f.data = &s
+		return nil
+	})
+	fs.Func("prefetch", "blobs filled at once per upstream after a manifest miss; 0 = off (default 4)", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		f.prefetch = &n
 		return nil
 	})
 	// Values are only collected here: an error returned from a flag.Func
@@ -96,6 +106,12 @@ func (f *flags) apply(cfg *Config) error {
 			return fmt.Errorf("--data: %w", err)
 		}
 		cfg.Data = *f.data
+	}
+	if f.prefetch != nil {
+		if err := checkPrefetch(*f.prefetch); err != nil {
+			return fmt.Errorf("--prefetch: %w", err)
+		}
+		cfg.Prefetch = *f.prefetch
 	}
 	if len(f.upstreams) == 0 {
 		return nil

@@ -35,6 +35,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "--listen named port", setup: setup{args: []string{"--listen", ":http"}}, want: []string{`--listen: ":http" must have a port from 0 to 65535`}},
 		{name: "--listen port out of range", setup: setup{args: []string{"--listen", ":70000"}}, want: []string{`--listen: ":70000" must have a port`}},
 		{name: "--listen empty", setup: setup{args: []string{"--listen="}}, want: []string{`--listen: "" must be host:port`}},
+		{name: "--prefetch negative", setup: setup{args: []string{"--prefetch", "-1"}}, want: []string{"--prefetch: -1 must be from 0 (off) to 64"}},
+		{name: "--prefetch not a number", setup: setup{args: []string{"--prefetch", "many"}}, want: []string{"-prefetch"}},
+		{name: "prefetch too large in file", setup: setup{file: "prefetch: 1000\n"}, want: []string{"prefetch: 1000 must be from 0 (off) to 64"}},
 		{name: "--data empty", setup: setup{args: []string{"--data="}}, want: []string{"--data: must not be empty"}},
 		{name: "--config missing", setup: setup{args: []string{"--config", "$DIR/missing.yaml"}}, want: []string{"--config: open ", "missing.yaml: no such file"}},
 

@@ -80,6 +80,7 @@ func TestDefaults(t *testing.T) {
 		Listen:    ":5000",
 		Data:      "./data",
 		Default:   "docker.io",
+		Prefetch:  4,
 		Upstreams: builtinUpstreams(t),
 	}
 	got := Defaults()
@@ -114,7 +115,7 @@ func TestParse(t *testing.T) {
 			name:  "file sets listen and data, keeps built-in upstreams",
 			setup: setup{file: "listen: 127.0.0.1:6000\ndata: /var/lib/entrepot\n"},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: "127.0.0.1:6000", Data: "/var/lib/entrepot", Default: "docker.io", Upstreams: builtinUpstreams(t)}
+				return &Config{Listen: "127.0.0.1:6000", Data: "/var/lib/entrepot", Default: "docker.io", Prefetch: 4, Upstreams: builtinUpstreams(t)}
 			},
 		},
 		{
@@ -164,14 +165,14 @@ upstreams:
 				gh.Username, gh.Password = "bob", "gh-s3cret"
 				local := upstream(t, "localhost:5000", "http://localhost:5000/mirror")
 				local.TTL = 10 * time.Minute
-				return &Config{Listen: "[::1]:5001", Data: "/srv/cache", Default: "ghcr.io", Upstreams: []Upstream{hub, gh, local}}
+				return &Config{Listen: "[::1]:5001", Data: "/srv/cache", Default: "ghcr.io", Prefetch: 4, Upstreams: []Upstream{hub, gh, local}}
 			},
 		},
 		{
 			name:  "file upstreams replace the built-in ones, first is default",
 			setup: setup{file: "upstreams:\n  - name: my-registry.example.com\n    url: https://my-registry.example.com\n  - name: local\n    url: http://10.0.0.1:5000\n"},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: ":5000", Data: "./data", Default: "my-registry.example.com", Upstreams: []Upstream{
+				return &Config{Listen: ":5000", Data: "./data", Default: "my-registry.example.com", Prefetch: 4, Upstreams: []Upstream{
 					upstream(t, "my-registry.example.com", "https://my-registry.example.com"),
 					upstream(t, "local", "http://10.0.0.1:5000"),
 				}}
@@ -184,21 +185,35 @@ upstreams:
 				args: []string{"--listen", ":7000", "-data=/from/flag"},
 			},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: ":7000", Data: "/from/flag", Default: "docker.io", Upstreams: builtinUpstreams(t)}
+				return &Config{Listen: ":7000", Data: "/from/flag", Default: "docker.io", Prefetch: 4, Upstreams: builtinUpstreams(t)}
+			},
+		},
+		{
+			name:  "prefetch off in the file, set by a flag",
+			setup: setup{file: "prefetch: 0\n"},
+			want: func(t *testing.T) *Config {
+				return &Config{Listen: ":5000", Data: "./data", Default: "docker.io", Prefetch: 0, Upstreams: builtinUpstreams(t)}
+			},
+		},
+		{
+			name:  "--prefetch overrides the file",
+			setup: setup{file: "prefetch: 0\n", args: []string{"--prefetch", "8"}},
+			want: func(t *testing.T) *Config {
+				return &Config{Listen: ":5000", Data: "./data", Default: "docker.io", Prefetch: 8, Upstreams: builtinUpstreams(t)}
 			},
 		},
 		{
 			name:  "single-dash flags",
 			setup: setup{args: []string{"-listen", "localhost:8080", "-data", "d"}},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: "localhost:8080", Data: "d", Default: "docker.io", Upstreams: builtinUpstreams(t)}
+				return &Config{Listen: "localhost:8080", Data: "d", Default: "docker.io", Prefetch: 4, Upstreams: builtinUpstreams(t)}
 			},
 		},
 		{
 			name:  "--upstream replaces the built-in list, first is default",
 			setup: setup{args: []string{"--upstream", "quay.io=https://quay.io", "--upstream=local=http://127.0.0.1:5001/"}},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: ":5000", Data: "./data", Default: "quay.io", Upstreams: []Upstream{
+				return &Config{Listen: ":5000", Data: "./data", Default: "quay.io", Prefetch: 4, Upstreams: []Upstream{
 					upstream(t, "quay.io", "https://quay.io"),
 					upstream(t, "local", "http://127.0.0.1:5001"),
 				}}
@@ -211,7 +226,7 @@ upstreams:
 				args: []string{"-upstream", "ghcr.io=https://ghcr.io"},
 			},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: ":5000", Data: "./data", Default: "ghcr.io", Upstreams: []Upstream{upstream(t, "ghcr.io", "https://ghcr.io")}}
+				return &Config{Listen: ":5000", Data: "./data", Default: "ghcr.io", Prefetch: 4, Upstreams: []Upstream{upstream(t, "ghcr.io", "https://ghcr.io")}}
 			},
 		},
 		{
@@ -224,7 +239,7 @@ upstreams:
 				hub := upstream(t, "docker.io", "https://registry-1.docker.io")
 				hub.Username, hub.Password = "alice", "pass word"
 				hub.IdleTimeout = 5 * time.Minute
-				return &Config{Listen: ":5000", Data: "./data", Default: "docker.io", Upstreams: []Upstream{hub}}
+				return &Config{Listen: ":5000", Data: "./data", Default: "docker.io", Prefetch: 4, Upstreams: []Upstream{hub}}
 			},
 		},
 	}

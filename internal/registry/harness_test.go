@@ -111,6 +111,8 @@ type options struct {
 	dataDir string
 	url     string // upstream URL; default the origin's
 	timeout time.Duration
+	// prefetch is off unless set, so that tests count only what clients ask.
+	prefetch int
 }
 
 func newCache(t *testing.T, o *origin, opt options) *cacheServer {
@@ -130,7 +132,7 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	log := nopLog()
-	c := cache.New(ctx, st, log)
+	c := cache.New(ctx, st, cache.Options{Prefetch: opt.prefetch}, log)
 	u, _ := url.Parse(opt.url)
 	var ups []*cache.Upstream
 	for _, name := range []string{"docker.io", "ghcr.io"} {

@@ -1,0 +1,63 @@
+package registry_test
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A GET of an image manifest that was not cached starts filling its config
+// and layers; the client's blob requests then join those fills or hit the
+// store, and every blob is fetched from the upstream exactly once.
+func TestPrefetchAfterManifestMiss(t *testing.T) {
+	o := newOrigin(t)
+	img := push(t, o, "library/app:1", 4096, 6)
+	data := t.TempDir()
+	c := newCache(t, o, options{ttl: time.Hour, prefetch: 2, dataDir: data})
+	o.reset()
+
+	resp, _ := c.do(t, "GET", "/v2/app/manifests/1")
+	if resp.StatusCode != 200 {
+		t.Fatalf("manifest: %d", resp.StatusCode)
+	}
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		resp, body := c.do(t, "GET", "/v2/app/blobs/"+d.String())
+		if resp.StatusCode != 200 || !bytes.Equal(body, readAll(t, l)) {
+			t.Fatalf("layer %s: %d", d, resp.StatusCode)
+		}
+	}
+	// The config is prefetched too, though this client never asked.
+	waitFor(t, "the manifest, config and layers to be stored", func() bool {
+		return countFiles(t, filepath.Join(data, "blobs")) == len(layers)+2
+	})
+	if got, want := o.count("GET blobs"), len(layers)+1; got != want {
+		t.Fatalf("upstream blob GETs = %d, want %d (each blob once)", got, want)
+	}
+	if n := c.cache.Stats.Prefetches.Load(); n == 0 {
+		t.Fatalf("no prefetch started")
+	}
+}
+
+// HEADs never prefetch, and prefetch 0 turns it off.
+func TestNoPrefetchForHeadOrWhenOff(t *testing.T) {
+	o := newOrigin(t)
+	push(t, o, "library/app:1", 4096, 3)
+	for _, tc := range []struct {
+		name     string
+		method   string
+		prefetch int
+	}{{"HEAD", "HEAD", 4}, {"off", "GET", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCache(t, o, options{ttl: time.Hour, prefetch: tc.prefetch})
+			o.reset()
+			c.do(t, tc.method, "/v2/app/manifests/1")
+			c.Close()
+			if n := o.count("GET blobs"); n != 0 || c.cache.Stats.Prefetches.Load() != 0 {
+				t.Fatalf("%d upstream blob GETs, %d prefetches; want none", n, c.cache.Stats.Prefetches.Load())
+			}
+		})
+	}
+}
