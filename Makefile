@@ -1,4 +1,4 @@
-.PHONY: test e2e fuzz
+.PHONY: test e2e fuzz bench microbench
 
 test:
 	go test -race ./...
@@ -11,3 +11,10 @@ fuzz:
 	go test -run=^$$ -fuzz=FuzzParse$$ -fuzztime=60s ./internal/route/
 	go test -run=^$$ -fuzz=FuzzParseRange -fuzztime=60s ./internal/httpx/
 	go test -run=^$$ -fuzz=FuzzParseChallenge -fuzztime=60s ./internal/upstream/
+
+# The side-by-side benchmark suite (long; see bench/README.md).
+bench:
+	bench/run.sh
+
+microbench:
+	go test -run '^$$' -bench . -benchmem ./...
