@@ -1,0 +1,87 @@
+# shellcheck shell=bash
+# Helpers of bench/run.sh: logging, loopback ports, and the background
+# processes that the EXIT trap stops (by PID, never by name).
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+	log "FATAL: $*"
+	exit 1
+}
+
+# now_ns prints the time in Unix nanoseconds.
+now_ns() { date +%s%N; }
+
+# pick_port VAR: stores in VAR a loopback port that nothing listens on and
+# that this run has not handed out yet (below Linux's ephemeral range).
+USED_PORTS=" "
+pick_port() {
+	local p _
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 12000))
+		[[ $USED_PORTS == *" $p "* ]] && continue
+		if ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null; then
+			USED_PORTS+="$p "
+			printf -v "$1" '%s' "$p"
+			return 0
+		fi
+	done
+	die "no free loopback port found"
+}
+
+# Background processes started by this run, as NAME=PID. stop_all stops
+# them in reverse order; stop_named stops one by name.
+PROCS=()
+
+# start_bg NAME LOGFILE CMD...: starts CMD in the background with its output
+# in LOGFILE and records its PID in BG_PID.
+start_bg() {
+	local name=$1 logfile=$2
+	shift 2
+	"$@" >>"$logfile" 2>&1 &
+	BG_PID=$!
+	PROCS+=("$name=$BG_PID")
+}
+
+# stop_pid NAME PID: SIGTERM, up to 15 s of grace, then SIGKILL; reaps it.
+stop_pid() {
+	local name=$1 pid=$2 i
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 150); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			log "$name (pid $pid) ignored SIGTERM; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# stop_named NAME: stops the process recorded under NAME and forgets it.
+stop_named() {
+	local keep=() entry
+	for entry in "${PROCS[@]}"; do
+		if [[ ${entry%%=*} == "$1" ]]; then
+			stop_pid "$1" "${entry#*=}"
+		else
+			keep+=("$entry")
+		fi
+	done
+	PROCS=("${keep[@]}")
+}
+
+stop_all() {
+	local i entry
+	for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do
+		entry=${PROCS[i]}
+		stop_pid "${entry%%=*}" "${entry#*=}"
+	done
+	PROCS=()
+}
+
+# median_of N...: prints the median of its numeric arguments.
+median_of() {
+	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}

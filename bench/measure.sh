@@ -1,0 +1,229 @@
+# shellcheck shell=bash
+# The measurements of bench/run.sh, one function each. Every load run is
+# bounded in time (timeout, and each tool's own limit) and in count; every
+# figure goes to $RAW through rec. Systems run interleaved, their order
+# rotated each round.
+
+# settle: writes of the previous step (a cache's fill, a pull's layout)
+# reach the disk before the next timed step starts.
+settle() { sync; }
+
+# ---- 1. warm blob throughput ---------------------------------------------
+
+bench_warm() {
+	log "1. warm blob throughput (${BENCH_ROUNDS} rounds)"
+	local r size c sys f=$WORK/m.json
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		for size in small large; do
+			for c in 1 16; do
+				for sys in $(rotate "$r" entrepot nginx distribution direct); do
+					fetch_json "$f" --url "$(blob_url "$sys" "$size")" --clients "$c"
+					rec warm "$size-${c}c" "$sys" "$r" mbps "$(jq .mbps "$f")"
+				done
+			done
+		done
+		log "  round $r/$BENCH_ROUNDS done"
+	done
+}
+
+# ---- 3. manifests --------------------------------------------------------
+
+# mload_run SECTION CASE SYSTEM ROUND URL METHOD CLIENTS [SECONDS]: one bounded
+# load run of mload; records rps, p50_ms, p99_ms and errors.
+mload_run() {
+	local section=$1 case=$2 sys=$3 r=$4 url=$5 method=$6 c=$7 secs=${8:-$BENCH_MANIFEST_SECONDS}
+	local f=$WORK/mload.json
+	timeout $((secs + 60)) "$BIN/mload" --url "$url" --method "$method" --clients "$c" \
+		--duration "${secs}s" --requests 5000000 --header "$ACCEPT" --expect-digest "$LAYERS_MANIFEST" \
+		>"$f" 2>>"$WORK/logs/mload.log" || log "  warning: $sys $case: $(tail -n 1 "$WORK/logs/mload.log")"
+	[[ -s $f ]] || die "mload $sys $case gave no result"
+	rec "$section" "$case" "$sys" "$r" rps "$(jq .rps "$f")"
+	rec "$section" "$case" "$sys" "$r" p50_ms "$(jq .p50_ms "$f")"
+	rec "$section" "$case" "$sys" "$r" p99_ms "$(jq .p99_ms "$f")"
+	rec "$section" "$case" "$sys" "$r" errors "$(jq .errors "$f")"
+}
+
+# to_ms VALUE-WITH-UNIT (wrk's 845.12us, 2.40ms, 1.02s): milliseconds.
+to_ms() {
+	awk -v v="$1" 'BEGIN {
+		if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 }
+		else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
+		else if (v ~ /m$/) { sub(/m$/, "", v); print v * 60000 }
+		else { sub(/s$/, "", v); print v * 1000 }
+	}'
+}
+
+# crosscheck_run CASE SYSTEM ROUND URL: GET by digest at 64 clients with wrk
+# and with hey, to show how much the client itself limits the figures.
+crosscheck_run() {
+	local case=$1 sys=$2 r=$3 url=$4 out=$WORK/cross.txt secs=$BENCH_MANIFEST_SECONDS
+	timeout $((secs + 60)) wrk -t2 -c64 -d"${secs}s" --latency -H "$ACCEPT" "$url" >"$out" 2>&1 ||
+		die "wrk via $sys failed: $(tail -n 3 "$out")"
+	grep -q 'Non-2xx' "$out" && log "  warning: wrk via $sys: $(grep 'Non-2xx' "$out")"
+	rec manifest "$case-wrk" "$sys" "$r" rps "$(awk '/^Requests\/sec:/ { print $2 }' "$out")"
+	rec manifest "$case-wrk" "$sys" "$r" p50_ms "$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
+	rec manifest "$case-wrk" "$sys" "$r" p99_ms "$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+	timeout $((secs + 60)) hey -z "${secs}s" -c 64 -H "$ACCEPT" "$url" >"$out" 2>&1 ||
+		die "hey via $sys failed: $(tail -n 3 "$out")"
+	local bad
+	bad=$(awk '$1 ~ /^\[[0-9]+\]$/ && $1 != "[200]" { n += $2 } END { print n + 0 }' "$out")
+	((bad == 0)) || log "  warning: hey via $sys: $bad answers not 200"
+	rec manifest "$case-hey" "$sys" "$r" rps "$(awk '/Requests\/sec:/ { print $2 }' "$out")"
+	rec manifest "$case-hey" "$sys" "$r" p50_ms "$(awk '$1 ~ /^50%/ && $2 == "in" { print $3 * 1000 }' "$out")"
+	rec manifest "$case-hey" "$sys" "$r" p99_ms "$(awk '$1 ~ /^99%/ && $2 == "in" { print $3 * 1000 }' "$out")"
+}
+
+bench_manifest() {
+	log "3. manifests: HEAD and GET by tag and digest, 1/16/64 clients, ${BENCH_MANIFEST_SECONDS} s each (${BENCH_ROUNDS} rounds)"
+	local r method ref c sys refval
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		for method in HEAD GET; do
+			for ref in tag digest; do
+				refval=1
+				[[ $ref == digest ]] && refval=$LAYERS_MANIFEST
+				for c in 1 16 64; do
+					for sys in $(rotate "$r" entrepot distribution); do
+						mload_run manifest "$method-$ref-${c}c" "$sys" "$r" \
+							"${BASE[$sys]}/v2/$LAYERS_REPO/manifests/$refval" "$method" "$c"
+					done
+				done
+			done
+		done
+		for sys in $(rotate "$r" entrepot distribution); do
+			crosscheck_run GET-digest-64c "$sys" "$r" "${BASE[$sys]}/v2/$LAYERS_REPO/manifests/$LAYERS_MANIFEST"
+		done
+		log "  round $r/$BENCH_ROUNDS done"
+	done
+}
+
+# ---- 5. cost -------------------------------------------------------------
+
+bench_cost() {
+	log "5. cost: 50 concurrent warm pulls of the ${SMALL_MIB} MiB blob (${BENCH_ROUNDS} rounds)"
+	local r sys pid children f=$WORK/m.json cost=$WORK/cost.json
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		for sys in $(rotate "$r" entrepot distribution nginx); do
+			children=()
+			case $sys in
+			entrepot) pid=$E_PID ;;
+			distribution) pid=$D_PID ;;
+			nginx) pid=$N_PID children=(--children) ;;
+			esac
+			settle
+			timeout 900 "$BIN/procmon" --pids "$pid" "${children[@]}" --out "$cost" -- \
+				"$BIN/fetch" --timeout 600s --url "$(blob_url "$sys" small)" --clients 50 \
+				>"$f" 2>>"$WORK/logs/fetch.log" || die "cost run via $sys failed: $(tail -n 2 "$WORK/logs/fetch.log")"
+			local peak
+			peak=$(jq 'if .hwm_reset then .hwm_sum_mib else .peak_rss_mib end' "$cost")
+			rec cost small-50c "$sys" "$r" peak_rss_mib "$peak"
+			rec cost small-50c "$sys" "$r" sampled_rss_mib "$(jq .peak_rss_mib "$cost")"
+			rec cost small-50c "$sys" "$r" cpu_s_per_gib "$(jq -n --slurpfile c "$cost" --slurpfile m "$f" '$c[0].cpu_s / ($m[0].bytes / 1073741824)')"
+			rec cost small-50c "$sys" "$r" mbps "$(jq .mbps "$f")"
+		done
+		log "  round $r/$BENCH_ROUNDS done"
+	done
+}
+
+# ---- 4. the 40-layer image with crane ------------------------------------
+
+# upstream_x BYTES: upstream blob bytes (GET blob at the front) since the
+# last front_reset, as a multiple of BYTES.
+upstream_x() {
+	sleep 0.3 # the front counts a response once its handler returns
+	front_counts | jq --argjson size "$1" '(.endpoints["GET blob"].bytes // 0) / $size'
+}
+
+bench_crane() {
+	local image_bytes
+	image_bytes=$(jqs '[.layers.layers[].size] | add + 0')
+	log "4. crane pull --format oci of the 40-layer image ($((image_bytes >> 20)) MiB), cold then warm (${BENCH_ROUNDS} rounds)"
+	local r sys s
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		for sys in $(rotate "$r" entrepot distribution direct); do
+			[[ $sys == direct ]] || restart_cold "$sys"
+			settle
+			front_reset
+			s=$(crane_pull "$sys")
+			rec crane cold "$sys" "$r" seconds "$s"
+			rec crane cold "$sys" "$r" upstream_x "$(upstream_x "$image_bytes")"
+			settle
+			s=$(crane_pull "$sys")
+			rec crane warm "$sys" "$r" seconds "$s"
+		done
+		log "  round $r/$BENCH_ROUNDS done"
+	done
+}
+
+# ---- 2. cold large blob --------------------------------------------------
+
+bench_cold() {
+	log "2. cold ${SMALL_MIB} MiB blob: 1 client, then 20 concurrent clients (${BENCH_ROUNDS} rounds)"
+	local r sys f=$WORK/m.json
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		for sys in $(rotate "$r" entrepot distribution direct); do
+			[[ $sys == direct ]] || restart_cold "$sys"
+			settle
+			front_reset
+			fetch_json "$f" --url "$(blob_url "$sys" small)" --clients 1
+			rec cold small-1c "$sys" "$r" ttfb_ms "$(jq '.ttfb_median_s * 1000' "$f")"
+			rec cold small-1c "$sys" "$r" total_s "$(jq .wall_s "$f")"
+			rec cold small-1c "$sys" "$r" upstream_x "$(upstream_x "$SMALL_SIZE")"
+
+			[[ $sys == direct ]] || restart_cold "$sys"
+			settle
+			front_reset
+			fetch_json "$f" --url "$(blob_url "$sys" small)" --clients 20
+			rec cold20 small-20c "$sys" "$r" wall_s "$(jq .wall_s "$f")"
+			rec cold20 small-20c "$sys" "$r" ttfb_ms "$(jq '.ttfb_median_s * 1000' "$f")"
+			rec cold20 small-20c "$sys" "$r" upstream_x "$(upstream_x "$SMALL_SIZE")"
+		done
+		log "  round $r/$BENCH_ROUNDS done"
+	done
+}
+
+# ---- 6. scale: an empty store and one of 100,000 blobs -------------------
+
+bench_scale() {
+	local filled=$WORK/scale-filled empty=$WORK/scale-empty
+	log "6. scale: filling a store with 100000 blobs and 10000 tags"
+	rm -rf "$filled"
+	timeout 600 "$BIN/fillstore" --data "$filled" --blobs 100000 --tags 10000 --repos 100 \
+		--digests "$WORK/fill.digests" >"$WORK/fill.json" || die "fillstore failed"
+	log "  filled: $(cat "$WORK/fill.json")"
+
+	# Entrepot must serve the synthetic content as its own.
+	start_entrepot "$filled"
+	local d tag_digest
+	d=$(sed -n 5000p "$WORK/fill.digests")
+	curl -sf -o /dev/null -H "$ACCEPT" "${BASE[entrepot]}/v2/library/fill-099/manifests/$d" ||
+		die "Entrepot does not serve the synthetic manifest $d"
+	# Image i has tag t<i> in repository fill-<i mod 100>: image 4999.
+	tag_digest=$(curl -sf -D - -o /dev/null -H "$ACCEPT" "${BASE[entrepot]}/v2/library/fill-099/manifests/t04999" |
+		tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" { print $2 }')
+	[[ $tag_digest == "$d" ]] || die "synthetic tag t04999 resolves to '$tag_digest', want $d"
+	stop_named entrepot
+
+	log "  start-up (3 per round) and manifest-by-digest latency, empty vs 100k blobs (${BENCH_ROUNDS} rounds)"
+	local r variant dir i url=${BASE[entrepot]}/v2/$LAYERS_REPO/manifests/$LAYERS_MANIFEST
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		for variant in $(rotate "$r" empty 100k); do
+			dir=$filled
+			if [[ $variant == empty ]]; then
+				rm -rf "$empty"
+				dir=$empty
+			fi
+			for i in 1 2 3; do
+				settle
+				start_entrepot "$dir"
+				rec scale startup "entrepot-$variant" "$r" startup_ms "$STARTUP_MS"
+				((i == 3)) || stop_named entrepot
+			done
+			# The bench manifest, fetched once from the upstream.
+			curl -sf -o /dev/null -H "$ACCEPT" "$url" || die "GET $url failed"
+			mload_run scale manifest-1c "entrepot-$variant" "$r" "$url" GET 1
+			mload_run scale manifest-16c "entrepot-$variant" "$r" "$url" GET 16
+			stop_named entrepot
+		done
+		log "  round $r/$BENCH_ROUNDS done"
+	done
+}
