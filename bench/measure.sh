@@ -12,12 +12,19 @@ settle() { sync; }
 
 bench_warm() {
 	log "1. warm blob throughput (${BENCH_ROUNDS} rounds)"
-	local r size c sys f=$WORK/m.json
+	local r size c sys n mib f=$WORK/m.json
 	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		for size in small large; do
+			mib=$SMALL_MIB
+			[[ $size == large ]] && mib=$LARGE_MIB
 			for c in 1 16; do
+				# One client pulls the blob over and over on its
+				# connection, 2 GiB in all: one short GET alone is
+				# too noisy to time.
+				n=1
+				((c == 1 && mib < 2048)) && n=$((2048 / mib))
 				for sys in $(rotate "$r" entrepot nginx distribution direct); do
-					fetch_json "$f" --url "$(blob_url "$sys" "$size")" --clients "$c"
+					fetch_json "$f" --url "$(blob_url "$sys" "$size")" --clients "$c" --requests "$n"
 					rec warm "$size-${c}c" "$sys" "$r" mbps "$(jq .mbps "$f")"
 				done
 			done
@@ -133,13 +140,28 @@ upstream_x() {
 	front_counts | jq --argjson size "$1" '(.endpoints["GET blob"].bytes // 0) / $size'
 }
 
+# wait_upstream_quiet: returns once the front has counted no new request
+# for a second (background fills over), or after 120 s.
+wait_upstream_quiet() {
+	local before after deadline=$((SECONDS + 120))
+	before=$(front_counts | jq -c '[.requests, .bytes]')
+	while ((SECONDS < deadline)); do
+		sleep 1
+		after=$(front_counts | jq -c '[.requests, .bytes]')
+		[[ $after == "$before" ]] && return 0
+		before=$after
+	done
+	log "  warning: the upstream was still busy after 120 s"
+}
+
 bench_crane() {
 	local image_bytes
 	image_bytes=$(jqs '[.layers.layers[].size] | add + 0')
 	log "4. crane pull --format oci of the 40-layer image ($((image_bytes >> 20)) MiB), cold then warm (${BENCH_ROUNDS} rounds)"
-	local r sys s
+	local r sys s systems=(entrepot distribution direct)
+	((HAS_PREFETCH)) && systems+=(entrepot-noprefetch)
 	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
-		for sys in $(rotate "$r" entrepot distribution direct); do
+		for sys in $(rotate "$r" "${systems[@]}"); do
 			[[ $sys == direct ]] || restart_cold "$sys"
 			settle
 			front_reset
@@ -218,8 +240,10 @@ bench_scale() {
 				rec scale startup "entrepot-$variant" "$r" startup_ms "$STARTUP_MS"
 				((i == 3)) || stop_named entrepot
 			done
-			# The bench manifest, fetched once from the upstream.
+			# The bench manifest, fetched once from the upstream;
+			# then whatever Entrepot prefetches must be over.
 			curl -sf -o /dev/null -H "$ACCEPT" "$url" || die "GET $url failed"
+			wait_upstream_quiet
 			mload_run scale manifest-1c "entrepot-$variant" "$r" "$url" GET 1
 			mload_run scale manifest-16c "entrepot-$variant" "$r" "$url" GET 16
 			stop_named entrepot

@@ -104,6 +104,12 @@ for p in countingproxy seed fetch mload procmon waitready fillstore report; do
 	(cd "$ROOT" && timeout 600 go build -o "$WORK/bin/$p" "./bench/cmd/$p") || die "go build ./bench/cmd/$p failed"
 done
 BIN=$WORK/bin
+# Entrepot fills a fetched manifest's blobs in the background by default
+# (--prefetch N, when this build has it): the crane measurement also runs it
+# with --prefetch 0, and the scale measurement waits for prefetches to end.
+HAS_PREFETCH=0
+"$BIN/entrepot" serve --help 2>&1 | grep -q -- '--prefetch' && HAS_PREFETCH=1
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # rec SECTION CASE SYSTEM ROUND METRIC VALUE: one raw figure.
 rec() {
@@ -131,6 +137,7 @@ declare -A BASE=(
 	[entrepot]=http://127.0.0.1:$E_PORT
 	[distribution]=http://127.0.0.1:$D_PORT
 	[nginx]=http://127.0.0.1:$N_PORT
+	[entrepot-noprefetch]=http://127.0.0.1:$E_PORT
 )
 
 # registry_config FILE ROOTDIR PORT [PROXY_URL]: a Distribution config with
@@ -171,13 +178,14 @@ start_registry() {
 		die "$1 did not start"
 }
 
-# start_entrepot DATA: Entrepot on DATA; sets E_PID and STARTUP_MS (to the
-# first 200 on /v2/).
+# start_entrepot DATA [FLAG...]: Entrepot on DATA with its default
+# settings (plus FLAGs); sets E_PID and STARTUP_MS (to the first 200 on /v2/).
 start_entrepot() {
-	local t0
+	local t0 data=$1
+	shift
 	t0=$(now_ns)
 	start_bg entrepot "$WORK/logs/entrepot.log" "$BIN/entrepot" serve --listen "127.0.0.1:$E_PORT" \
-		--data "$1" --upstream "docker.io=$FRONT"
+		--data "$data" --upstream "docker.io=$FRONT" "$@"
 	E_PID=$BG_PID
 	STARTUP_MS=$("$BIN/waitready" --url "${BASE[entrepot]}/v2/" --since-ns "$t0" --pid "$E_PID" --timeout 60s) ||
 		die "entrepot did not start"
@@ -197,6 +205,11 @@ restart_cold() {
 		stop_named entrepot
 		rm -rf "$WORK/entrepot-data"
 		start_entrepot "$WORK/entrepot-data"
+		;;
+	entrepot-noprefetch)
+		stop_named entrepot
+		rm -rf "$WORK/entrepot-data"
+		start_entrepot "$WORK/entrepot-data" --prefetch 0
 		;;
 	distribution)
 		stop_named distribution
@@ -359,10 +372,14 @@ jq -n \
 	--argjson manifest_seconds "$BENCH_MANIFEST_SECONDS" \
 	--argjson elapsed "$ELAPSED_S" \
 	--arg only "$BENCH_ONLY" \
+	--argjson has_prefetch "$HAS_PREFETCH" \
+	--arg load_start "$LOADAVG_START" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
 	--slurpfile seed "$OUT/seed.json" \
 	--argjson fill "$(cat "$WORK/fill.json" 2>/dev/null || echo null)" \
 	'{date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel, memory: $mem},
+	  loadavg: {start: $load_start, end: $load_end},
 	  go: $go, entrepot_commit: $commit, entrepot_uncommitted_files: ($dirty | tonumber),
+	  entrepot_prefetch_flag: ($has_prefetch == 1),
 	  versions: {nginx: $nginx, wrk: $wrk, crane: $crane, distribution: $distribution, hey: $hey},
 	  rounds: $rounds, quick: ($quick == 1), only: $only, manifest_seconds: $manifest_seconds,
 	  small_blob_bytes: $small, large_blob_bytes: $large, elapsed_s: $elapsed,

@@ -64,8 +64,8 @@ func writeChart(path, title string, bars []Ratio) error {
 			}
 			vline(img, x(v), top-8, bottom, light)
 			if m != 5 || d < 1 {
-				lbl := trimFloat(v)
-				drawText(img, x(v)-textWidth(lbl, 1)/2, bottom+8, lbl, 1, grey)
+				lbl := fmt.Sprintf("%g", v)
+				drawText(img, x(v)-textWidth(lbl, scale)/2, bottom+8, lbl, scale, grey)
 			}
 		}
 	}
@@ -100,7 +100,7 @@ func writeChart(path, title string, bars []Ratio) error {
 	// The line at 1.0 on top of everything.
 	draw.Draw(img, image.Rect(x(1)-1, top-10, x(1)+2, bottom+2), image.NewUniform(black), image.Point{}, draw.Src)
 	drawText(img, x(1)-textWidth("1.0", scale)/2, top-30, "1.0", scale, black)
-	drawText(img, plotX0, bottom+30, "ENTREPOT / ANCHOR (FOR BUDGETS: ENTREPOT / BUDGET)", scale, grey)
+	drawText(img, plotX0, bottom+40, "ENTREPOT / ANCHOR (FOR BUDGETS: ENTREPOT / BUDGET)", scale, grey)
 
 	f, err := os.Create(path)
 	if err != nil {
@@ -115,9 +115,4 @@ func writeChart(path, title string, bars []Ratio) error {
 
 func vline(img draw.Image, x, y0, y1 int, c color.Color) {
 	draw.Draw(img, image.Rect(x, y0, x+1, y1), image.NewUniform(c), image.Point{}, draw.Src)
-}
-
-func trimFloat(v float64) string {
-	s := fmt.Sprintf("%g", v)
-	return s
 }

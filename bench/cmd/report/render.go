@@ -54,7 +54,10 @@ func (r *report) caseLabel(section, c string) string {
 // caseShort is the chart's form of a case: "256MIB 16C".
 func (r *report) caseShort(section, c string) string {
 	l := r.caseLabel(section, c)
-	l = strings.NewReplacer(" MiB", "MIB", " GiB", "GIB", " clients", "C", " client", "C", ",", "", "GET by digest", "DIGEST", "by ", "", "(", "", ")", "").Replace(l)
+	if section == "scale" {
+		l = strings.Replace(l, "GET by digest", "DIGEST", 1)
+	}
+	l = strings.NewReplacer(" MiB", "MIB", " GiB", "GIB", " clients", "C", " client", "C", ",", "", "by ", "", "(", "", ")", "").Replace(l)
 	return strings.ToUpper(l)
 }
 
@@ -78,6 +81,12 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "- Entrepot %v (%v uncommitted files in cmd/ and internal/), %v\n", m["entrepot_commit"], m["entrepot_uncommitted_files"], m["go"])
 	fmt.Fprintf(&b, "- Anchors: Distribution registry %v (proxy mode; also the upstream), nginx %v, crane %v, wrk %v, hey %v\n",
 		versions["distribution"], versions["nginx"], versions["crane"], versions["wrk"], versions["hey"])
+	if la, ok := m["loadavg"].(map[string]any); ok {
+		fmt.Fprintf(&b, "- Load average (1, 5, 15 min) at the start: %v; at the end: %v\n", la["start"], la["end"])
+	}
+	if p, ok := m["entrepot_prefetch_flag"].(bool); ok && p {
+		b.WriteString("- Entrepot runs with its default settings (background prefetch on); the crane measurement also shows it with --prefetch 0\n")
+	}
 	b.WriteString("- Medians over the rounds, with min and max; the ratio column is Entrepot's median over that row's median.\n\n")
 
 	var tables strings.Builder
