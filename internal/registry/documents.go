@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -13,8 +12,6 @@ import (
 	"github.com/entrepot/entrepot/internal/route"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
-
-var lastTagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 
 // tags answers a tag list page. The upstream's answer names its own
 // repository and paths; the client gets them as it wrote them.
@@ -28,7 +25,7 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route.Route, up
 		query.Set("n", n)
 	}
 	if last := q.Get("last"); last != "" {
-		if !lastTagRE.MatchString(last) {
+		if !route.ValidTag(last) {
 			return httpx.Errorf(http.StatusBadRequest, httpx.CodeNameInvalid, "invalid last %q: want a tag", last)
 		}
 		query.Set("last", last)

@@ -88,6 +88,12 @@ var (
 	hostRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]+)?$`)
 )
 
+// ValidName tells whether s is a repository name per the OCI grammar.
+func ValidName(s string) bool { return len(s) <= maxNameLength && nameRE.MatchString(s) }
+
+// ValidTag tells whether s is a tag.
+func ValidTag(s string) bool { return tagRE.MatchString(s) }
+
 // maxNameLength bounds a repository name, as Distribution does.
 const maxNameLength = 255
 

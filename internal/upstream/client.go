@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/entrepot/entrepot/internal/config"
+	"github.com/entrepot/entrepot/internal/route"
 )
 
 // Defaults for the timeouts of config.Upstream, used when a field is zero.
@@ -116,9 +116,6 @@ func (c *Client) Name() string { return c.name }
 // Host is the host (and port, if any) of the upstream's URL.
 func (c *Client) Host() string { return c.base.Host }
 
-// repoName is the OCI distribution spec's repository name grammar.
-var repoName = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
-
 // Do sends method to <base>/v2/<repo>/<path> (path like "manifests/latest",
 // "blobs/sha256:..", "tags/list", "referrers/sha256:..") with query and
 // extra headers (Accept, Range), handling auth and redirects. It returns
@@ -134,7 +131,7 @@ var repoName = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+
 // Do puts no overall deadline on the request: ctx bounds it, and the
 // transport's timeouts and the idle timeout bound each stage.
 func (c *Client) Do(ctx context.Context, method, repo, path string, query url.Values, header http.Header) (*http.Response, error) {
-	if !repoName.MatchString(repo) {
+	if !route.ValidName(repo) {
 		return nil, fmt.Errorf("upstream %q: invalid repository name %q", c.name, repo)
 	}
 	if !validPath(path) {
