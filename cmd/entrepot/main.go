@@ -74,8 +74,8 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	fillCtx, cancelFills := context.WithCancel(context.Background())
-	defer cancelFills()
 	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch}, log)
+	defer func() { cancelFills(); c.Close() }() // fills left behind remove their temporary files
 	var ups []*cache.Upstream
 	for _, u := range cfg.Upstreams {
 		ups = append(ups, &cache.Upstream{Client: upstream.New(u, nil, log), TTL: u.TTL})

@@ -44,7 +44,9 @@ func newCache(b *testing.B) *cache.Cache {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return cache.New(context.Background(), st, cache.Options{}, slog.New(slog.DiscardHandler))
+	c := cache.New(context.Background(), st, cache.Options{}, slog.New(slog.DiscardHandler))
+	b.Cleanup(c.Close)
+	return c
 }
 
 // BenchmarkFill measures the fill's stream-and-store loop: a cold 16 MiB

@@ -74,7 +74,10 @@ func (c *Cache) joinOrStartFill(up *Upstream, repo string, d digest.Digest) *fil
 func (c *Cache) startFill(up *Upstream, repo string, d digest.Digest) *fill {
 	f := newFill(d, up.Name(), repo)
 	c.fills[d] = f
-	go c.runFill(up, f)
+	if !c.spawn(func() { c.runFill(up, f) }) {
+		delete(c.fills, d)
+		f.finish(c.ctx, ErrClosed)
+	}
 	return f
 }
 

@@ -40,6 +40,8 @@ var (
 	// ErrBadUpstream: an upstream answer the cache cannot use (an index
 	// without manifests, a blob without a size).
 	ErrBadUpstream = errors.New("unusable upstream answer")
+	// ErrClosed: the cache is shutting down and starts no new fetches.
+	ErrClosed = errors.New("cache is shutting down")
 )
 
 // MaxDocumentSize bounds manifests, tag lists and referrers read from an
@@ -78,6 +80,10 @@ type Cache struct {
 	quiet map[string]time.Time
 
 	docs singleflight.Group // one fetch per manifest, tag or document key
+
+	bgMu   sync.Mutex     // orders spawn against Close
+	bg     sync.WaitGroup // fills, prefetches and document fetches under way
+	closed bool
 }
 
 // Stats are the cache's counters, one per branch of the fill path.
@@ -113,17 +119,46 @@ func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cac
 // under the cache's context, not the first caller's, so one impatient client
 // cannot fail the others; each caller waits on its own context.
 func (c *Cache) flight(ctx context.Context, key string, fn func(context.Context) (any, error)) (any, error) {
-	ch := c.docs.DoChan(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(c.ctx, documentTimeout)
-		defer cancel()
-		return fn(fctx)
+	ch := make(chan singleflight.Result, 1)
+	started := c.spawn(func() {
+		v, err, shared := c.docs.Do(key, func() (any, error) {
+			fctx, cancel := context.WithTimeout(c.ctx, documentTimeout)
+			defer cancel()
+			return fn(fctx)
+		})
+		ch <- singleflight.Result{Val: v, Err: err, Shared: shared}
 	})
+	if !started {
+		return nil, ErrClosed
+	}
 	select {
 	case r := <-ch:
 		return r.Val, r.Err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// spawn runs fn in the background, unless the cache is closing, and tells
+// whether it did. Close waits for every fn spawned.
+func (c *Cache) spawn(fn func()) bool {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.bg.Go(fn)
+	return true
+}
+
+// Close stops the cache from starting background work and waits for the
+// work under way to end. Cancel the context given to New first to cut fills
+// short: a cancelled fill removes its temporary file before it ends.
+func (c *Cache) Close() {
+	c.bgMu.Lock()
+	c.closed = true
+	c.bgMu.Unlock()
+	c.bg.Wait()
 }
 
 // staleOr serves a cached value when the upstream failed for any reason

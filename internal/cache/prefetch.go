@@ -32,7 +32,7 @@ func (c *Cache) prefetchBlobs(up *Upstream, repo string, body []byte) {
 		return
 	}
 	slots := c.prefetchSlots(up)
-	go func() {
+	c.spawn(func() {
 		for _, d := range blobs {
 			select {
 			case slots <- struct{}{}:
@@ -44,15 +44,11 @@ func (c *Cache) prefetchBlobs(up *Upstream, repo string, body []byte) {
 				<-slots
 				continue
 			}
-			go func() {
-				select {
-				case <-f.ended:
-				case <-c.ctx.Done():
-				}
+			if !c.spawn(func() { <-f.ended; <-slots }) {
 				<-slots
-			}()
+			}
 		}
-	}()
+	})
 }
 
 // startPrefetch starts a fill of d unless it is stored or filling already.

@@ -103,7 +103,8 @@ func (o *origin) host() string { return strings.TrimPrefix(o.URL, "http://") }
 // "ghcr.io", both pointing at the same origin URL.
 type cacheServer struct {
 	*httptest.Server
-	cache *cache.Cache
+	cache  *cache.Cache
+	cancel context.CancelFunc // ends the cache's fills
 }
 
 type options struct {
@@ -130,9 +131,11 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	log := nopLog()
 	c := cache.New(ctx, st, cache.Options{Prefetch: opt.prefetch}, log)
+	// After the server has closed (cleanups run last first): end the
+	// fills, so that none writes into the data directory as it is removed.
+	t.Cleanup(func() { cancel(); c.Close() })
 	u, _ := url.Parse(opt.url)
 	var ups []*cache.Upstream
 	for _, name := range []string{"docker.io", "ghcr.io"} {
@@ -144,7 +147,7 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 	}
 	srv := httptest.NewServer(registry.New(c, ups, "docker.io", log))
 	t.Cleanup(srv.Close)
-	return &cacheServer{Server: srv, cache: c}
+	return &cacheServer{Server: srv, cache: c, cancel: cancel}
 }
 
 // Close waits for the fills under way to commit, then stops the server.

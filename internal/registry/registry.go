@@ -140,6 +140,8 @@ func toHTTP(err error, kind route.Kind) *httpx.Error {
 		return httpx.Errorf(http.StatusBadGateway, httpx.CodeSizeInvalid, "%v", err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return httpx.Errorf(http.StatusGatewayTimeout, httpx.CodeUnavailable, "%v", err)
+	case errors.Is(err, cache.ErrClosed):
+		return httpx.Errorf(http.StatusServiceUnavailable, httpx.CodeUnavailable, "%v", err)
 	}
 	return httpx.Errorf(http.StatusInternalServerError, "UNKNOWN", "internal error: %v", err)
 }

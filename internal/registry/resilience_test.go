@@ -3,6 +3,8 @@ package registry_test
 import (
 	"bytes"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +128,48 @@ func TestMovedTagFallsBackToPreviousContent(t *testing.T) {
 	if got := resp.Header.Get("Docker-Content-Digest"); resp.StatusCode != 200 || got != digestOf(t, old) {
 		t.Fatalf("GET while the new manifest is unavailable: %d %s; want the previous %s (new is %s)",
 			resp.StatusCode, got, digestOf(t, old), digestOf(t, moved))
+	}
+}
+
+// Shutdown: a fill cut short by the cache's end leaves no temporary file;
+// after Close the cache still serves what it holds and refuses new fetches
+// with 503.
+func TestClosedCache(t *testing.T) {
+	o := newOrigin(t)
+	img := push(t, o, "library/alpine:3", 1<<20, 2)
+	layers, _ := img.Layers()
+	held, _ := layers[0].Digest()
+	other, _ := layers[1].Digest()
+	data := t.TempDir()
+	c := newCache(t, o, options{ttl: time.Hour, dataDir: data})
+	if resp, _ := c.do(t, "GET", "/v2/alpine/blobs/"+held.String()); resp.StatusCode != 200 {
+		t.Fatalf("warm-up: %d", resp.StatusCode)
+	}
+	c.Close() // waits for the commit
+	stall := make(chan struct{})
+	defer close(stall)
+	o.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != "GET" || endpoint(r.URL.Path) != "blobs" {
+			return false
+		}
+		w.Header().Set("Content-Length", "1048576")
+		w.Write(make([]byte, 1000))
+		w.(http.Flusher).Flush()
+		<-stall
+		return true
+	})
+	c2 := newCache(t, o, options{ttl: time.Hour, dataDir: data})
+	go http.Get(c2.URL + "/v2/alpine/blobs/" + other.String())
+	waitFor(t, "the fill to start", func() bool { return c2.cache.Filling() == 1 })
+	c2.cancel()
+	c2.cache.Close()
+	if tmp, _ := os.ReadDir(filepath.Join(data, "tmp")); len(tmp) != 0 {
+		t.Fatalf("temporary files left after close: %v", tmp)
+	}
+	if resp, body := c2.do(t, "GET", "/v2/alpine/blobs/"+held.String()); resp.StatusCode != 200 || !bytes.Equal(body, readAll(t, layers[0])) {
+		t.Fatalf("stored blob after close: %d", resp.StatusCode)
+	}
+	if resp, body := c2.do(t, "GET", "/v2/alpine/blobs/"+other.String()); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") {
+		t.Fatalf("new fetch after close: %d %s, want 503", resp.StatusCode, body)
 	}
 }
