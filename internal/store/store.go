@@ -37,10 +37,11 @@ type Store interface {
 // Writer receives a blob's bytes while a fill is under way.
 type Writer interface {
 	io.Writer
-	// ReadAt reads back bytes already written, so that clients joining
-	// an unfinished fill are served from it. It may run concurrently with
-	// Write, on bytes Write has returned.
-	io.ReaderAt
+	// Reader returns a new reader of the bytes written, so that clients
+	// are served from a fill while it runs. It reads concurrently with
+	// Write, on bytes Write has returned, and stays readable after Commit.
+	// The filesystem backend returns an *os.File, for sendfile.
+	Reader() (io.ReadSeekCloser, error)
 	// Commit makes the bytes written visible as blob d, atomically. The
 	// caller has verified that they hash to d. After Commit (or Cancel)
 	// the Writer must not be used.

@@ -145,8 +145,11 @@ type writer struct {
 	f *os.File
 }
 
-func (w *writer) Write(p []byte) (int, error)             { return w.f.Write(p) }
-func (w *writer) ReadAt(p []byte, off int64) (int, error) { return w.f.ReadAt(p, off) }
+func (w *writer) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+// Reader opens the temporary file anew: each reader has its own offset,
+// which sendfile needs, and keeps the file open across the commit's rename.
+func (w *writer) Reader() (io.ReadSeekCloser, error) { return os.Open(w.f.Name()) }
 
 func (w *writer) Commit(_ context.Context, d digest.Digest) error {
 	p, err := w.s.blobPath(d)

@@ -51,9 +51,17 @@ func Run(t *testing.T, s store.Store) {
 		if _, err := w.Write(content[:half]); err != nil {
 			t.Fatal(err)
 		}
+		rd, err := w.Reader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rd.Close()
 		got := make([]byte, 10)
-		if _, err := w.ReadAt(got, 5); err != nil || !bytes.Equal(got, content[5:15]) {
-			t.Fatalf("ReadAt mid-fill = %q, %v; want %q", got, err, content[5:15])
+		if _, err := rd.Seek(5, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(rd, got); err != nil || !bytes.Equal(got, content[5:15]) {
+			t.Fatalf("reading mid-fill = %q, %v; want %q", got, err, content[5:15])
 		}
 		if _, err := s.Stat(ctx, d); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("a blob is visible before Commit: Stat = %v", err)
@@ -63,6 +71,11 @@ func Run(t *testing.T, s store.Store) {
 		}
 		if err := w.Commit(ctx, d); err != nil {
 			t.Fatalf("Commit: %v", err)
+		}
+		// A reader opened during the fill reads on after the commit.
+		rest, err := io.ReadAll(rd)
+		if err != nil || !bytes.Equal(rest, content[15:]) {
+			t.Fatalf("reading on after Commit = %d bytes, %v; want %d", len(rest), err, len(content)-15)
 		}
 		size, err := s.Stat(ctx, d)
 		if err != nil || size != int64(len(content)) {
