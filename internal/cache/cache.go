@@ -80,6 +80,7 @@ type Cache struct {
 	quiet map[string]time.Time
 
 	docs singleflight.Group // one fetch per manifest, tag or document key
+	memo *memo              // manifests and tag records in memory
 
 	bgMu   sync.Mutex     // orders spawn against Close
 	bg     sync.WaitGroup // fills, prefetches and document fetches under way
@@ -101,6 +102,10 @@ type Options struct {
 	Prefetch int
 }
 
+// memoBytes bounds the manifests and tag records kept in memory: some
+// thousands of manifests, enough for the images a fleet pulls.
+const memoBytes = 32 << 20
+
 // New returns a cache over s. ctx bounds the fills it runs.
 func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cache {
 	return &Cache{
@@ -109,6 +114,7 @@ func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cac
 		now:      time.Now,
 		ctx:      ctx,
 		prefetch: opt.Prefetch,
+		memo:     newMemo(memoBytes),
 		fills:    map[digest.Digest]*fill{},
 		quiet:    map[string]time.Time{},
 		slots:    map[string]chan struct{}{},

@@ -207,20 +207,37 @@ func (c *Cache) revalidateTag(ctx context.Context, up *Upstream, repo, tag, key 
 			}
 		}
 	}
-	if err := c.putJSON(ctx, key, rec); err != nil {
+	if err := c.putTag(ctx, key, rec); err != nil {
 		return nil, err
 	}
 	return rec, nil
 }
 
-// loadTag returns the stored record of a tag, if any, and whether it is
-// within its TTL.
+// loadTag returns the record of a tag, if any, and whether it is within
+// its TTL. A record in memory that is no longer fresh is read again from
+// the store, where another replica may have refreshed it.
 func (c *Cache) loadTag(ctx context.Context, up *Upstream, key string) (rec *tagRecord, fresh bool) {
-	rec = new(tagRecord)
-	if err := c.getJSON(ctx, key, rec); err != nil {
-		return nil, false
+	if v, ok := c.memo.get(key); ok {
+		rec = v.(*tagRecord)
+		if c.now().Sub(rec.Checked) < up.TTL {
+			return rec, true
+		}
 	}
-	return rec, c.now().Sub(rec.Checked) < up.TTL
+	stored := new(tagRecord)
+	if err := c.getJSON(ctx, key, stored); err != nil {
+		return rec, false
+	}
+	c.memo.put(key, stored, 0)
+	return stored, c.now().Sub(stored.Checked) < up.TTL
+}
+
+// putTag stores a tag's record.
+func (c *Cache) putTag(ctx context.Context, key string, rec *tagRecord) error {
+	if err := c.putJSON(ctx, key, rec); err != nil {
+		return err
+	}
+	c.memo.put(key, rec, 0)
+	return nil
 }
 
 // headManifest asks the upstream for a manifest's type and size by digest,
@@ -291,13 +308,25 @@ func (c *Cache) storeManifest(ctx context.Context, m *Manifest) error {
 	if err := w.Commit(ctx, m.Digest); err != nil {
 		return err
 	}
-	return c.putJSON(ctx, manifestKey(m.Digest), m)
+	if err := c.putJSON(ctx, manifestKey(m.Digest), m); err != nil {
+		return err
+	}
+	c.memoManifest(m)
+	return nil
 }
 
 // storedManifest returns a stored manifest; with head, without its body.
 func (c *Cache) storedManifest(ctx context.Context, d digest.Digest, head bool) (*Manifest, error) {
+	key := manifestKey(d)
+	if v, ok := c.memo.get(key); ok {
+		m := *v.(*Manifest)
+		if head {
+			m.Body = nil
+		}
+		return &m, nil
+	}
 	var m Manifest
-	if err := c.getJSON(ctx, manifestKey(d), &m); err != nil {
+	if err := c.getJSON(ctx, key, &m); err != nil {
 		return nil, err
 	}
 	if head {
@@ -315,7 +344,19 @@ func (c *Cache) storedManifest(ctx context.Context, d digest.Digest, head bool) 
 	if _, err := io.ReadFull(r, m.Body); err != nil {
 		return nil, err
 	}
+	c.memoManifest(&m)
 	return &m, nil
+}
+
+// memoManifest keeps a stored manifest in memory. Its digest was verified
+// when it was stored; a body that does not match (a damaged store) is not
+// kept.
+func (c *Cache) memoManifest(m *Manifest) {
+	if m.Digest.Algorithm().FromBytes(m.Body) == m.Digest {
+		stored := *m
+		stored.fetched = false
+		c.memo.put(manifestKey(m.Digest), &stored, int64(len(m.Body)))
+	}
 }
 
 // mediaType is the upstream's Content-Type, or the body's own mediaType

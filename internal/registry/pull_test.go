@@ -308,3 +308,28 @@ func bytesCopy(w interface{ Write([]byte) (int, error) }, resp *http.Response) (
 		}
 	}
 }
+
+// Two replicas over one store: what one learns, the other reads from the
+// store rather than from the upstream. A tag one revalidated is fresh for
+// the other, whose own copy in memory had gone stale; a manifest one
+// fetched is served by the other with no upstream request.
+func TestReplicasShareTheStore(t *testing.T) {
+	o := newOrigin(t)
+	push(t, o, "library/app:stable", 1024, 1)
+	data := t.TempDir()
+	const ttl = 300 * time.Millisecond
+	a := newCache(t, o, options{ttl: ttl, dataDir: data})
+	b := newCache(t, o, options{ttl: ttl, dataDir: data})
+	b.do(t, "GET", "/v2/library/app/manifests/stable")
+	time.Sleep(ttl + 50*time.Millisecond)
+	moved := push(t, o, "library/app:stable", 1024, 1)
+	o.reset()
+	a.do(t, "GET", "/v2/library/app/manifests/stable") // revalidates: HEAD and GET
+	resp, _ := b.do(t, "GET", "/v2/library/app/manifests/stable")
+	if got := resp.Header.Get("Docker-Content-Digest"); resp.StatusCode != 200 || got != digestOf(t, moved) {
+		t.Fatalf("replica b: %d %s, want the moved tag %s", resp.StatusCode, got, digestOf(t, moved))
+	}
+	if o.count("HEAD manifests") != 1 || o.count("GET manifests") != 1 || o.total() != 2 {
+		t.Fatalf("upstream requests = %v, want 1 HEAD and 1 GET (replica a's)", o.counts)
+	}
+}

@@ -1,0 +1,34 @@
+package cache
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestMemoBudget(t *testing.T) {
+	m := newMemo(64 * memoEntryOverhead)
+	for i := range 100 {
+		m.put(fmt.Sprint(i), i, 0)
+	}
+	if m.bytes > m.max || m.lru.Len() != 64 {
+		t.Fatalf("%d entries, %d bytes; want 64 within %d", m.lru.Len(), m.bytes, m.max)
+	}
+	if _, ok := m.get("35"); ok {
+		t.Fatal("an entry beyond the budget was kept")
+	}
+	if v, ok := m.get("99"); !ok || v.(int) != 99 {
+		t.Fatalf("the newest entry: %v %v", v, ok)
+	}
+	// Replacing an entry accounts for the old one.
+	for range 10 {
+		m.put("99", 99, 0)
+	}
+	if m.lru.Len() != 64 || m.bytes != 64*memoEntryOverhead {
+		t.Fatalf("after replacing: %d entries, %d bytes", m.lru.Len(), m.bytes)
+	}
+	// An entry too large for the budget is not kept, and evicts nothing.
+	m.put("big", "x", m.max)
+	if _, ok := m.get("big"); ok || m.lru.Len() != 64 {
+		t.Fatalf("a too large entry: kept %v, %d entries", ok, m.lru.Len())
+	}
+}
