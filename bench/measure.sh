@@ -180,13 +180,23 @@ bench_crane() {
 
 bench_cold() {
 	log "2. cold ${SMALL_MIB} MiB blob: 1 client, then 20 concurrent clients (${BENCH_ROUNDS} rounds)"
-	local r sys f=$WORK/m.json
+	local r sys cache_pid f=$WORK/m.json
 	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		for sys in $(rotate "$r" entrepot distribution direct); do
 			[[ $sys == direct ]] || restart_cold "$sys"
 			settle
 			front_reset
-			fetch_json "$f" --url "$(blob_url "$sys" small)" --clients 1
+			# CPU seconds during the pull: of the upstream side (the
+			# registry and the counting front), and of the cache.
+			cache_pid=$E_PID
+			[[ $sys == distribution ]] && cache_pid=$D_PID
+			[[ $sys == direct ]] && cache_pid=$FRONT_PID # a placeholder: not recorded
+			timeout 900 "$BIN/procmon" --pids "$UP_PID,$FRONT_PID" --out "$WORK/cpu-up.json" -- \
+				"$BIN/procmon" --pids "$cache_pid" --out "$WORK/cpu-cache.json" -- \
+				"$BIN/fetch" --timeout 600s --url "$(blob_url "$sys" small)" --clients 1 \
+				>"$f" 2>>"$WORK/logs/fetch.log" || die "cold pull via $sys failed: $(tail -n 2 "$WORK/logs/fetch.log")"
+			rec cold small-1c "$sys" "$r" upstream_cpu_s "$(jq .cpu_s "$WORK/cpu-up.json")"
+			[[ $sys == direct ]] || rec cold small-1c "$sys" "$r" cache_cpu_s "$(jq .cpu_s "$WORK/cpu-cache.json")"
 			rec cold small-1c "$sys" "$r" ttfb_ms "$(jq '.ttfb_median_s * 1000' "$f")"
 			rec cold small-1c "$sys" "$r" total_s "$(jq .wall_s "$f")"
 			rec cold small-1c "$sys" "$r" upstream_x "$(upstream_x "$SMALL_SIZE")"

@@ -261,7 +261,9 @@ log "work directory $WORK; results in $OUT"
 mkdir -p "$WORK/upstream"
 registry_config "$WORK/upstream.yml" "$WORK/upstream" "$UP_PORT"
 start_registry upstream "$WORK/upstream.yml" "$UP_PORT"
+UP_PID=$BG_PID
 start_bg countingproxy "$WORK/logs/countingproxy.log" "$BIN/countingproxy" --listen "127.0.0.1:$FRONT_PORT" --upstream "http://127.0.0.1:$UP_PORT"
+FRONT_PID=$BG_PID
 "$BIN/waitready" --url "$FRONT/v2/" --pid "$BG_PID" --timeout 30s >/dev/null || die "countingproxy did not start"
 
 log "seeding the upstream: ${SMALL_MIB} MiB, ${LARGE_MIB} MiB and 40 layers of 1-${LAYER_MAX_MIB} MiB"

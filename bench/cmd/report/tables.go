@@ -132,6 +132,18 @@ var specs = []tableSpec{
 		anchors: []anchorSpec{{"direct", nil, chartNever}, {"distribution", nil, chartNever}},
 	},
 	{
+		title: "2g. Cold blob, one client: CPU seconds of the cache", short: "COLD CACHE CPU",
+		note:    "utime+stime of the cache process during the pull (/proc, 10 ms resolution): the work a cache adds to a transfer, for receiving, storing, hashing and sending every byte.",
+		section: "cold", metric: "cache_cpu_s", unit: "s", cases: []string{"small-1c"}, subject: "entrepot",
+		anchors: []anchorSpec{{"distribution", nil, chartNever}},
+	},
+	{
+		title: "2h. Cold blob, one client: CPU seconds of the upstream side", short: "COLD UPSTREAM CPU",
+		note:    "utime+stime of the upstream registry and the counting front during the same pulls.",
+		section: "cold", metric: "upstream_cpu_s", unit: "s", cases: []string{"small-1c"}, subject: "entrepot",
+		anchors: []anchorSpec{{"direct", nil, chartNever}, {"distribution", nil, chartNever}},
+	},
+	{
 		title: "3a. Manifests: requests per second", short: "MANIFEST RPS",
 		note:    "Warm; each client one keep-alive connection, back to back (bench/cmd/mload unless marked wrk or hey). Target ≥ 2× Distribution at 64 clients.",
 		section: "manifest", metric: "rps", unit: "req/s", higher: true, cases: manifestCases, subject: "entrepot",
