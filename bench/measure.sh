@@ -158,16 +158,23 @@ bench_crane() {
 	local image_bytes
 	image_bytes=$(jqs '[.layers.layers[].size] | add + 0')
 	log "4. crane pull --format oci of the 40-layer image ($((image_bytes >> 20)) MiB), cold then warm (${BENCH_ROUNDS} rounds)"
-	local r sys s systems=(entrepot distribution direct)
+	local r sys s pids systems=(entrepot distribution direct)
 	((HAS_PREFETCH)) && systems+=(entrepot-noprefetch)
 	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		for sys in $(rotate "$r" "${systems[@]}"); do
 			[[ $sys == direct ]] || restart_cold "$sys"
 			settle
 			front_reset
-			s=$(crane_pull "$sys")
+			pids=$UP_PID,$FRONT_PID
+			case $sys in
+			entrepot*) pids+=,$E_PID ;;
+			distribution) pids+=,$D_PID ;;
+			esac
+			s=$(crane_pull "$sys" "$pids")
 			rec crane cold "$sys" "$r" seconds "$s"
 			rec crane cold "$sys" "$r" upstream_x "$(upstream_x "$image_bytes")"
+			rec crane cold "$sys" "$r" cpu_s "$(jq '.cpu_s + .command_cpu_s' "$WORK/cpu-crane.json")"
+			rec crane cold "$sys" "$r" busy "$(jq --argjson n "$(nproc)" '(.cpu_s + .command_cpu_s) / (.wall_s * $n)' "$WORK/cpu-crane.json")"
 			settle
 			s=$(crane_pull "$sys")
 			rec crane warm "$sys" "$r" seconds "$s"
@@ -196,6 +203,7 @@ bench_cold() {
 				"$BIN/fetch" --timeout 600s --url "$(blob_url "$sys" small)" --clients 1 \
 				>"$f" 2>>"$WORK/logs/fetch.log" || die "cold pull via $sys failed: $(tail -n 2 "$WORK/logs/fetch.log")"
 			rec cold small-1c "$sys" "$r" upstream_cpu_s "$(jq .cpu_s "$WORK/cpu-up.json")"
+			rec cold small-1c "$sys" "$r" client_cpu_s "$(jq .command_cpu_s "$WORK/cpu-cache.json")"
 			[[ $sys == direct ]] || rec cold small-1c "$sys" "$r" cache_cpu_s "$(jq .cpu_s "$WORK/cpu-cache.json")"
 			rec cold small-1c "$sys" "$r" ttfb_ms "$(jq '.ttfb_median_s * 1000' "$f")"
 			rec cold small-1c "$sys" "$r" total_s "$(jq .wall_s "$f")"

@@ -302,12 +302,15 @@ fetch_json() {
 front_counts() { curl -sf "$FRONT/_counts"; }
 front_reset() { curl -sf -X POST "$FRONT/_counts/reset" >/dev/null; }
 
-# crane_pull SYSTEM: pulls the 40-layer image as an OCI layout; prints seconds.
+# crane_pull SYSTEM [PIDS]: pulls the 40-layer image as an OCI layout;
+# prints seconds. With PIDS, the CPU seconds of those processes and of crane
+# go to $WORK/cpu-crane.json (procmon).
 crane_pull() {
-	local dir=$WORK/pull-$1 t0 t1 host=${BASE[$1]#http://}
+	local dir=$WORK/pull-$1 t0 t1 host=${BASE[$1]#http://} mon=()
+	[[ -n ${2:-} ]] && mon=("$BIN/procmon" --pids "$2" --out "$WORK/cpu-crane.json" --)
 	rm -rf "$dir"
 	t0=$(now_ns)
-	timeout 600 crane pull --insecure --format oci "$host/$LAYERS_REPO:1" "$dir" 2>>"$WORK/logs/crane.log" ||
+	timeout 600 "${mon[@]}" crane pull --insecure --format oci "$host/$LAYERS_REPO:1" "$dir" 2>>"$WORK/logs/crane.log" ||
 		die "crane pull via $1 failed: $(tail -n 3 "$WORK/logs/crane.log")"
 	t1=$(now_ns)
 	rm -rf "$dir"

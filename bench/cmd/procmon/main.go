@@ -36,7 +36,9 @@ type Result struct {
 	HWMReset   bool    `json:"hwm_reset"`
 	Samples    int     `json:"samples"`
 	WallS      float64 `json:"wall_s"`
-	ExitCode   int     `json:"exit_code"`
+	// CommandCPUS is the command's own CPU seconds (the load's client).
+	CommandCPUS float64 `json:"command_cpu_s"`
+	ExitCode    int     `json:"exit_code"`
 }
 
 func main() {
@@ -98,6 +100,9 @@ loop:
 	r.CPUS = float64(cpuTicks(pids)-cpu0) / userHZ
 	for _, p := range pids {
 		r.HWMSumMiB += statusKiB(p, "VmHWM:") / 1024
+	}
+	if ps := cmd.ProcessState; ps != nil {
+		r.CommandCPUS = (ps.UserTime() + ps.SystemTime()).Seconds()
 	}
 	if waitErr != nil {
 		r.ExitCode = 1

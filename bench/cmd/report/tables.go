@@ -144,6 +144,11 @@ var specs = []tableSpec{
 		anchors: []anchorSpec{{"direct", nil, chartNever}, {"distribution", nil, chartNever}},
 	},
 	{
+		title: "2i. Cold blob, one client: CPU seconds of the client", short: "COLD CLIENT CPU",
+		section: "cold", metric: "client_cpu_s", unit: "s", cases: []string{"small-1c"}, subject: "entrepot",
+		anchors: []anchorSpec{{"direct", nil, chartNever}, {"distribution", nil, chartNever}},
+	},
+	{
 		title: "3a. Manifests: requests per second", short: "MANIFEST RPS",
 		note:    "Warm; each client one keep-alive connection, back to back (bench/cmd/mload unless marked wrk or hey). Target ≥ 2× Distribution at 64 clients.",
 		section: "manifest", metric: "rps", unit: "req/s", higher: true, cases: manifestCases, subject: "entrepot",
@@ -175,6 +180,18 @@ var specs = []tableSpec{
 		title: "4b. crane pull, cold: upstream blob bytes as a multiple of the image's bytes", short: "CRANE UPSTREAM BYTES",
 		section: "crane", metric: "upstream_x", unit: "× image", cases: []string{"cold"}, subject: "entrepot",
 		anchors: []anchorSpec{{"distribution", nil, chartNever}, {"entrepot-noprefetch", nil, chartNever}},
+	},
+	{
+		title: "4c. crane pull, cold: CPU seconds of every process", short: "CRANE CPU",
+		note:    "utime+stime of the upstream registry, the counting front, the cache (if any) and crane during the cold pull.",
+		section: "crane", metric: "cpu_s", unit: "s", cases: []string{"cold"}, subject: "entrepot",
+		anchors: []anchorSpec{{"direct", nil, chartNever}, {"distribution", nil, chartNever}},
+	},
+	{
+		title: "4d. crane pull, cold: how busy the machine's cores were", short: "CRANE BUSY",
+		note:    "The CPU seconds of 4c over (cores × wall time): 1.0 means every core was busy with the pull for its whole length.",
+		section: "crane", metric: "busy", unit: "× cores", cases: []string{"cold"}, subject: "entrepot",
+		anchors: []anchorSpec{{"direct", nil, chartNever}, {"distribution", nil, chartNever}},
 	},
 	{
 		title: "5a. Cost: peak RSS during 50 concurrent warm pulls", short: "PEAK RSS",
