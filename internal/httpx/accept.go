@@ -7,30 +7,24 @@ import (
 )
 
 // Accepts returns a test of whether the request's Accept headers allow a
-// media type. No Accept header, or */*, allows everything.
+// media type. No Accept header, or */*, allows everything. The headers are
+// parsed only if the test is used: most requests never need it.
 func Accepts(h http.Header) func(mediaType string) bool {
-	var types []string
-	for _, v := range h.Values("Accept") {
-		for _, part := range strings.Split(v, ",") {
-			mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-			if err != nil {
-				continue
-			}
-			if mt == "*/*" {
-				return func(string) bool { return true }
-			}
-			types = append(types, mt)
-		}
-	}
-	if len(types) == 0 {
-		return func(string) bool { return true }
-	}
+	values := h.Values("Accept")
 	return func(mediaType string) bool {
-		for _, t := range types {
-			if t == mediaType {
-				return true
+		listed := false // a media type was listed
+		for _, v := range values {
+			for part := range strings.SplitSeq(v, ",") {
+				mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+				if err != nil {
+					continue
+				}
+				if mt == "*/*" || mt == mediaType {
+					return true
+				}
+				listed = true
 			}
 		}
-		return false
+		return !listed
 	}
 }
