@@ -82,21 +82,21 @@ crosscheck_run() {
 
 bench_manifest() {
 	log "3. manifests: HEAD and GET by tag and digest, 1/16/64 clients, ${BENCH_MANIFEST_SECONDS} s each (${BENCH_ROUNDS} rounds)"
-	local r method ref c sys refval
+	local r method ref c sys refval systems
 	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		for method in HEAD GET; do
 			for ref in tag digest; do
-				refval=1
-				[[ $ref == digest ]] && refval=$LAYERS_MANIFEST
+				refval=1 systems=(entrepot distribution)
+				[[ $ref == digest ]] && refval=$LAYERS_MANIFEST systems+=(nginx)
 				for c in 1 16 64; do
-					for sys in $(rotate "$r" entrepot distribution); do
+					for sys in $(rotate "$r" "${systems[@]}"); do
 						mload_run manifest "$method-$ref-${c}c" "$sys" "$r" \
 							"${BASE[$sys]}/v2/$LAYERS_REPO/manifests/$refval" "$method" "$c"
 					done
 				done
 			done
 		done
-		for sys in $(rotate "$r" entrepot distribution); do
+		for sys in $(rotate "$r" entrepot distribution nginx); do
 			crosscheck_run GET-digest-64c "$sys" "$r" "${BASE[$sys]}/v2/$LAYERS_REPO/manifests/$LAYERS_MANIFEST"
 		done
 		log "  round $r/$BENCH_ROUNDS done"

@@ -248,6 +248,11 @@ start_nginx() {
 		    location ~ "^/v2/.+/blobs/sha256:(?<hex>[0-9a-f]{64})\$" {
 		      alias $WORK/blobs/\$hex;
 		    }
+		    location ~ "^/v2/.+/manifests/sha256:(?<hex>[0-9a-f]{64})\$" {
+		      default_type application/vnd.oci.image.manifest.v1+json;
+		      add_header Docker-Content-Digest sha256:\$hex;
+		      alias $WORK/manifests/\$hex;
+		    }
 		    location = /v2/ { return 200 "{}"; }
 		  }
 		}
@@ -331,6 +336,14 @@ warm_cache() {
 	done
 }
 
+# nginx serves the 40-layer image's manifest by digest too, as a static
+# file: the floor for answering a small request on this machine.
+mkdir -p "$WORK/manifests"
+curl -sf -H "$ACCEPT" -o "$WORK/manifests/${LAYERS_MANIFEST#sha256:}" "$FRONT/v2/$LAYERS_REPO/manifests/$LAYERS_MANIFEST" ||
+	die "fetching the 40-layer manifest failed"
+[[ "sha256:$(sha256sum "$WORK/manifests/${LAYERS_MANIFEST#sha256:}" | cut -d' ' -f1)" == "$LAYERS_MANIFEST" ]] ||
+	die "the 40-layer manifest does not match its digest"
+chmod -R a+rX "$WORK/manifests"
 start_nginx
 # Check that every blob server serves the right bytes once.
 for sys in nginx direct; do
