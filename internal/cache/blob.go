@@ -67,16 +67,35 @@ func (c *Cache) joinOrStartFill(up *Upstream, repo string, d digest.Digest) *fil
 		return f
 	}
 	c.Stats.BlobMisses.Add(1)
-	return c.startFill(up, repo, d)
+	return c.startFill(up, repo, d, false)
 }
 
-// startFill starts a fill of d. Called with c.mu held.
-func (c *Cache) startFill(up *Upstream, repo string, d digest.Digest) *fill {
+// startFill starts a fill of d. Called with c.mu held. The fill holds one
+// of the upstream's prefetch slots while it runs: the one its caller took
+// (slotted), or a free one if there is one.
+func (c *Cache) startFill(up *Upstream, repo string, d digest.Digest, slotted bool) *fill {
+	slots := c.slotsOf(up)
+	if !slotted && slots != nil {
+		select {
+		case slots <- struct{}{}:
+			slotted = true
+		default:
+		}
+	}
 	f := newFill(d, up.Name(), repo)
 	c.fills[d] = f
-	if !c.spawn(func() { c.runFill(up, f) }) {
+	run := func() {
+		c.runFill(up, f)
+		if slotted {
+			<-slots
+		}
+	}
+	if !c.spawn(run) {
 		delete(c.fills, d)
 		f.finish(c.ctx, ErrClosed)
+		if slotted {
+			<-slots
+		}
 	}
 	return f
 }

@@ -71,13 +71,15 @@ type Cache struct {
 	// prefetch bounds background fills per upstream; 0 turns them off.
 	prefetch int
 
-	mu    sync.Mutex // protects fills, quiet and slots
+	mu    sync.Mutex // protects fills and quiet
 	fills map[digest.Digest]*fill
-	slots map[string]chan struct{} // per upstream: prefetches under way
 	// quiet holds, per upstream, until when cached answers are served
 	// without asking it again after a failure: during an outage each pull
 	// is answered at once instead of waiting for the upstream's timeout.
 	quiet map[string]time.Time
+
+	slotsMu sync.Mutex
+	slots   map[string]chan struct{} // per upstream: fills holding a prefetch slot
 
 	docs singleflight.Group // one fetch per manifest, tag or document key
 	memo *memo              // manifests and tag records in memory

@@ -7,11 +7,16 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// prefetch starts filling an image manifest's config and layers in the
-// background, at most c.prefetch at a time per upstream, so that the
-// client's blob requests, which follow a few at a time, join fills already
-// under way. Prefetch fills are ordinary fills: coalesced, verified, and
-// subject to the upstream's limits.
+// prefetchBlobs starts filling an image manifest's config and layers in
+// the background, so that the client's blob requests, which follow a few at
+// a time, join fills already under way. Prefetch fills are ordinary fills:
+// coalesced, verified, and subject to the upstream's limits.
+//
+// They only use the room clients leave: each upstream has c.prefetch
+// slots, which every fill takes while one is free (a client's fill never
+// waits for one), and a prefetch waits for one. On a fast link, where a
+// client asks for layers as fast as they come, prefetch stays out of its
+// way; on a slow one, it keeps the link busy between the client's requests.
 func (c *Cache) prefetchBlobs(up *Upstream, repo string, body []byte) {
 	if c.prefetch == 0 {
 		return
@@ -31,7 +36,7 @@ func (c *Cache) prefetchBlobs(up *Upstream, repo string, body []byte) {
 	if len(blobs) == 0 {
 		return
 	}
-	slots := c.prefetchSlots(up)
+	slots := c.slotsOf(up)
 	c.spawn(func() {
 		for _, d := range blobs {
 			select {
@@ -39,36 +44,37 @@ func (c *Cache) prefetchBlobs(up *Upstream, repo string, body []byte) {
 			case <-c.ctx.Done():
 				return
 			}
-			f := c.startPrefetch(up, repo, d)
-			if f == nil {
-				<-slots
-				continue
-			}
-			if !c.spawn(func() { <-f.ended; <-slots }) {
+			if !c.startPrefetch(up, repo, d) {
 				<-slots
 			}
 		}
 	})
 }
 
-// startPrefetch starts a fill of d unless it is stored or filling already.
-func (c *Cache) startPrefetch(up *Upstream, repo string, d digest.Digest) *fill {
+// startPrefetch starts a fill of d, which takes over the slot its caller
+// holds, unless d is stored or filling already.
+func (c *Cache) startPrefetch(up *Upstream, repo string, d digest.Digest) bool {
 	if _, err := c.store.Stat(c.ctx, d); err == nil {
-		return nil
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f := c.fills[d]; f != nil && !f.failed() {
-		return nil
+		return false
 	}
 	c.Stats.Prefetches.Add(1)
-	return c.startFill(up, repo, d)
+	c.startFill(up, repo, d, true)
+	return true
 }
 
-// prefetchSlots returns the semaphore that bounds an upstream's prefetches.
-func (c *Cache) prefetchSlots(up *Upstream) chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// slotsOf returns the semaphore of an upstream's fills, nil when prefetch
+// is off.
+func (c *Cache) slotsOf(up *Upstream) chan struct{} {
+	if c.prefetch == 0 {
+		return nil
+	}
+	c.slotsMu.Lock()
+	defer c.slotsMu.Unlock()
 	s := c.slots[up.Name()]
 	if s == nil {
 		s = make(chan struct{}, c.prefetch)

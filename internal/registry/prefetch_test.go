@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"bytes"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -60,4 +61,49 @@ func TestNoPrefetchForHeadOrWhenOff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Prefetch only uses the room clients leave: while clients' own fills hold
+// every slot, no prefetch starts; once they end, prefetch takes over.
+func TestPrefetchYieldsToClients(t *testing.T) {
+	o := newOrigin(t)
+	img := push(t, o, "library/app:1", 4096, 6)
+	layers, _ := img.Layers()
+	c := newCache(t, o, options{ttl: time.Hour, prefetch: 2})
+	release := make(chan struct{})
+	o.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == "GET" && endpoint(r.URL.Path) == "blobs" {
+			<-release
+		}
+		return false
+	})
+	done := make(chan int, 2)
+	for _, l := range layers[:2] {
+		d, _ := l.Digest()
+		go func() {
+			resp, _ := http.Get(c.URL + "/v2/app/blobs/" + d.String())
+			if resp != nil {
+				resp.Body.Close()
+				done <- resp.StatusCode
+				return
+			}
+			done <- 0
+		}()
+	}
+	waitFor(t, "the clients' two fills", func() bool { return o.count("GET blobs") == 2 })
+	if resp, _ := c.do(t, "GET", "/v2/app/manifests/1"); resp.StatusCode != 200 {
+		t.Fatalf("manifest: %d", resp.StatusCode)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := c.cache.Stats.Prefetches.Load(); n != 0 || o.count("GET blobs") != 2 {
+		t.Fatalf("%d prefetches and %d blob GETs while clients held every slot; want 0 and 2", n, o.count("GET blobs"))
+	}
+	close(release)
+	for range 2 {
+		if code := <-done; code != 200 {
+			t.Fatalf("client: %d", code)
+		}
+	}
+	// The other four layers and the config.
+	waitFor(t, "the prefetches", func() bool { return c.cache.Stats.Prefetches.Load() == 5 })
 }
