@@ -124,7 +124,11 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 		opt.url = o.URL
 	}
 	if opt.timeout == 0 {
-		opt.timeout = 2 * time.Second
+		// Long enough never to fire by accident: tests hold the origin's
+		// answer (before the headers or mid-body) while clients gather,
+		// which takes seconds on a loaded 2-core machine under -race.
+		// Tests of the timeouts set a short one themselves.
+		opt.timeout = time.Minute
 	}
 	st, err := fs.New(opt.dataDir)
 	if err != nil {
