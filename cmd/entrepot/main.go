@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -66,11 +65,6 @@ func fail(code int, msg string) {
 
 // serve runs the cache until SIGINT or SIGTERM, then drains requests.
 func serve(cfg *config.Config) error {
-	if p := os.Getenv("XPROF"); p != "" {
-		f, _ := os.Create(fmt.Sprintf("%s.%d", p, os.Getpid()))
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
