@@ -19,7 +19,7 @@ import (
 )
 
 // origin serves one blob and one manifest, as a registry would.
-func origin(b *testing.B, blob, manifest []byte) *cache.Upstream {
+func origin(b testing.TB, blob, manifest []byte) *cache.Upstream {
 	bd, md := digest.FromBytes(blob), digest.FromBytes(manifest)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

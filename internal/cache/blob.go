@@ -156,13 +156,17 @@ func (c *Cache) download(up *Upstream, f *fill) error {
 	for {
 		buf := h.buffer()
 		n, rerr := resp.Body.Read(*buf)
+		var werr error
 		if n > 0 {
-			if _, err := w.Write((*buf)[:n]); err != nil {
-				return err
-			}
+			_, werr = w.Write((*buf)[:n])
+		}
+		h.write(buf, n) // every buffer goes back, even on failure
+		if werr != nil {
+			return werr
+		}
+		if n > 0 {
 			f.advance(n)
 		}
-		h.write(buf, n)
 		if rerr == io.EOF {
 			break
 		}

@@ -172,7 +172,9 @@ func (f *fill) copyRange(ctx context.Context, s store.Store, dst io.Writer, off,
 		if off < limit && r == nil {
 			// Fails only in the instant between the commit's rename
 			// and done: wait for done, and serve from the store.
-			r, _ = w.Reader()
+			if rd, err := w.Reader(); err == nil {
+				r = rd
+			}
 		}
 		if off < limit && r != nil {
 			if err := copySection(dst, r, off, limit, -1); err != nil {

@@ -66,8 +66,13 @@ func (p *pipeHash) close() {
 	p.stop.Do(func() {
 		close(p.todo)
 		<-p.done
-		for range pipeDepth {
-			bufPool.Put(<-p.free)
+		for {
+			select {
+			case b := <-p.free:
+				bufPool.Put(b)
+			default:
+				return
+			}
 		}
 	})
 }

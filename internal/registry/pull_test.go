@@ -318,6 +318,8 @@ func TestReplicasShareTheStore(t *testing.T) {
 	push(t, o, "library/app:stable", 1024, 1)
 	data := t.TempDir()
 	const ttl = 300 * time.Millisecond
+	// The filesystem store is one process's (it clears tmp/ as it opens);
+	// here the two open it before any fill, standing in for a shared store.
 	a := newCache(t, o, options{ttl: ttl, dataDir: data})
 	b := newCache(t, o, options{ttl: ttl, dataDir: data})
 	b.do(t, "GET", "/v2/library/app/manifests/stable")

@@ -149,7 +149,13 @@ func (w *writer) Write(p []byte) (int, error) { return w.f.Write(p) }
 
 // Reader opens the temporary file anew: each reader has its own offset,
 // which sendfile needs, and keeps the file open across the commit's rename.
-func (w *writer) Reader() (io.ReadSeekCloser, error) { return os.Open(w.f.Name()) }
+func (w *writer) Reader() (io.ReadSeekCloser, error) {
+	f, err := os.Open(w.f.Name())
+	if err != nil {
+		return nil, err // not a nil *os.File in a non-nil interface
+	}
+	return f, nil
+}
 
 func (w *writer) Commit(_ context.Context, d digest.Digest) error {
 	p, err := w.s.blobPath(d)
