@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Helpers of bench/run.sh: logging, loopback ports, and the background
-# processes that the EXIT trap stops (by PID, never by name).
+# Helpers of bench/run.sh: logging, loopback ports, and starting the
+# background processes that the EXIT trap stops (by PID, never by name;
+# stop_pid and stop_all are in scripts/lib.sh).
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -28,10 +29,6 @@ pick_port() {
 	die "no free loopback port found"
 }
 
-# Background processes started by this run, as NAME=PID. stop_all stops
-# them in reverse order; stop_named stops one by name.
-PROCS=()
-
 # start_bg NAME LOGFILE CMD...: starts CMD in the background with its output
 # in LOGFILE and records its PID in BG_PID.
 start_bg() {
@@ -40,23 +37,6 @@ start_bg() {
 	"$@" >>"$logfile" 2>&1 &
 	BG_PID=$!
 	PROCS+=("$name=$BG_PID")
-}
-
-# stop_pid NAME PID: SIGTERM, up to 15 s of grace, then SIGKILL; reaps it.
-stop_pid() {
-	local name=$1 pid=$2 i
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 150); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			log "$name (pid $pid) ignored SIGTERM; killing it"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	fi
-	wait "$pid" 2>/dev/null || true
 }
 
 # stop_named NAME: stops the process recorded under NAME and forgets it.
@@ -70,15 +50,6 @@ stop_named() {
 		fi
 	done
 	PROCS=("${keep[@]}")
-}
-
-stop_all() {
-	local i entry
-	for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do
-		entry=${PROCS[i]}
-		stop_pid "${entry%%=*}" "${entry#*=}"
-	done
-	PROCS=()
 }
 
 # median_of N...: prints the median of its numeric arguments.

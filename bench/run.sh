@@ -27,6 +27,8 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
 
@@ -50,10 +52,8 @@ export PATH=$BENCH_GOBIN:$PATH
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
 
-# Pinned versions. crane matches the go-containerregistry of go.mod;
-# the Debian versions are bookworm's.
-CRANE_VERSION=v0.22.1
-DISTRIBUTION_VERSION=v3.1.2
+# Pinned versions (crane's and Distribution's are in scripts/lib.sh); the
+# Debian versions are bookworm's.
 HEY_VERSION=v0.1.5
 NGINX_DEB_VERSION=1.22.1-9+deb12u11
 WRK_DEB_VERSION=4.1.0-3+b2

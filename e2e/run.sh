@@ -46,6 +46,8 @@ E2E_KEEP=${E2E_KEEP:-0}
 E2E_ONLY=${E2E_ONLY:-timing fill crane http tags skopeo regctl containerd docker outage}
 E2E_GOBIN=${E2E_GOBIN:-$(go env GOPATH)/bin}
 
+# shellcheck source=scripts/lib.sh
+source "$E2E_DIR/../scripts/lib.sh"
 # shellcheck source=e2e/lib/common.sh
 source "$E2E_DIR/lib/common.sh"
 # shellcheck source=e2e/lib/install.sh

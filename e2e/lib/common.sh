@@ -108,9 +108,6 @@ port_closed() {
 	! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
-# Background processes started by this run, as NAME=PID, stopped in reverse
-# order by stop_all. Only these PIDs are ever signalled.
-PROCS=()
 # Log files whose tails are shown when the run fails, as NAME=PATH.
 LOGS=()
 
@@ -144,35 +141,6 @@ wait_until() {
 	done
 	log "$desc: not ready after ${secs}s"
 	return 1
-}
-
-# stop_pid NAME PID: SIGTERM, up to 20 s of grace, then SIGKILL; reaps it
-# when it is our child.
-stop_pid() {
-	local name=$1 pid=$2 i
-	if ! kill -0 "$pid" 2>/dev/null; then
-		wait "$pid" 2>/dev/null || true
-		return 0
-	fi
-	kill -TERM "$pid" 2>/dev/null || true
-	for i in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.2
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "$name (pid $pid) ignored SIGTERM; killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-
-stop_all() {
-	local i entry
-	for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do
-		entry=${PROCS[i]}
-		stop_pid "${entry%%=*}" "${entry#*=}"
-	done
-	PROCS=()
 }
 
 # show_logs prints the tail of every daemon log as comments.

@@ -344,19 +344,19 @@ func (c *Cache) storedManifest(ctx context.Context, d digest.Digest, head bool) 
 	if _, err := io.ReadFull(r, m.Body); err != nil {
 		return nil, err
 	}
-	c.memoManifest(&m)
+	// Verified when it was stored; a body that no longer matches (a
+	// damaged store) is served as before, but not kept.
+	if d.Algorithm().FromBytes(m.Body) == d {
+		c.memoManifest(&m)
+	}
 	return &m, nil
 }
 
-// memoManifest keeps a stored manifest in memory. Its digest was verified
-// when it was stored; a body that does not match (a damaged store) is not
-// kept.
+// memoManifest keeps a verified manifest in memory.
 func (c *Cache) memoManifest(m *Manifest) {
-	if m.Digest.Algorithm().FromBytes(m.Body) == m.Digest {
-		stored := *m
-		stored.fetched = false
-		c.memo.put(manifestKey(m.Digest), &stored, int64(len(m.Body)))
-	}
+	kept := *m
+	kept.fetched = false
+	c.memo.put(manifestKey(m.Digest), &kept, int64(len(m.Body)))
 }
 
 // mediaType is the upstream's Content-Type, or the body's own mediaType

@@ -197,7 +197,7 @@ func (t *Table) resolve(r *Route, name, ns string) error {
 // looksLikeHost tells a registry host from a Docker Hub namespace, the way
 // Docker's reference parser does: a dot, a port, or "localhost".
 func looksLikeHost(s string) bool {
-	return hostRE.MatchString(s) && (strings.ContainsAny(s, ".:") || s == "localhost")
+	return (strings.ContainsAny(s, ".:") || s == "localhost") && hostRE.MatchString(s)
 }
 
 func (t *Table) unknown(name string) error {
