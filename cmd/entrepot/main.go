@@ -20,6 +20,7 @@ import (
 
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/config"
+	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/registry"
 	"github.com/entrepot/entrepot/internal/store/fs"
 	"github.com/entrepot/entrepot/internal/upstream"
@@ -82,6 +83,7 @@ func serve(cfg *config.Config) error {
 	}
 	srv := &http.Server{
 		Handler:           registry.New(c, ups, cfg.Default, log),
+		ConnContext:       httpx.ConnContext, // lets large blobs go out corked
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: a large blob to a slow client takes as long

@@ -29,6 +29,10 @@ func (b *Blob) Copy(ctx context.Context, dst io.Writer, off, end int64) error {
 	return b.fill.copyRange(ctx, b.store, dst, off, end)
 }
 
+// Stored reports whether the blob is served whole from the store, rather
+// than as a fill delivers it.
+func (b *Blob) Stored() bool { return b.file != nil }
+
 // Close releases the blob.
 func (b *Blob) Close() error {
 	if b.file != nil {

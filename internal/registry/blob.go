@@ -35,6 +35,9 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up
 			"range %q does not fit blob %s of %d bytes", r.Header.Get("Range"), rt.Digest, b.Size)
 	}
 	setBlobHeaders(h, rt, b.Size)
+	if b.Stored() {
+		defer httpx.Cork(r.Context())()
+	}
 	end := int64(-1)
 	if ranged {
 		end = last + 1

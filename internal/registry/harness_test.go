@@ -17,6 +17,7 @@ import (
 
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/config"
+	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/registry"
 	"github.com/entrepot/entrepot/internal/store/fs"
 	"github.com/entrepot/entrepot/internal/upstream"
@@ -149,7 +150,9 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 		}, nil, log)
 		ups = append(ups, &cache.Upstream{Client: client, TTL: opt.ttl})
 	}
-	srv := httptest.NewServer(registry.New(c, ups, "docker.io", log))
+	srv := httptest.NewUnstartedServer(registry.New(c, ups, "docker.io", log))
+	srv.Config.ConnContext = httpx.ConnContext // as cmd/entrepot serves
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &cacheServer{Server: srv, cache: c, cancel: cancel}
 }
