@@ -106,26 +106,32 @@ bench_manifest() {
 # ---- 5. cost -------------------------------------------------------------
 
 bench_cost() {
-	log "5. cost: 50 concurrent warm pulls of the ${SMALL_MIB} MiB blob (${BENCH_ROUNDS} rounds)"
-	local r sys pid children f=$WORK/m.json cost=$WORK/cost.json
+	log "5. cost: warm pulls, 1 and 50 clients of the ${SMALL_MIB} MiB blob, 50 of the ${LARGE_MIB} MiB one (${BENCH_ROUNDS} rounds)"
+	local r sys pid children f=$WORK/m.json cost=$WORK/cost.json cs size c
 	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
-		for sys in $(rotate "$r" entrepot distribution nginx); do
-			children=()
-			case $sys in
-			entrepot) pid=$E_PID ;;
-			distribution) pid=$D_PID ;;
-			nginx) pid=$N_PID children=(--children) ;;
-			esac
-			settle
-			timeout 900 "$BIN/procmon" --pids "$pid" "${children[@]}" --out "$cost" -- \
-				"$BIN/fetch" --timeout 600s --url "$(blob_url "$sys" small)" --clients 50 \
-				>"$f" 2>>"$WORK/logs/fetch.log" || die "cost run via $sys failed: $(tail -n 2 "$WORK/logs/fetch.log")"
-			local peak
-			peak=$(jq 'if .hwm_reset then .hwm_sum_mib else .peak_rss_mib end' "$cost")
-			rec cost small-50c "$sys" "$r" peak_rss_mib "$peak"
-			rec cost small-50c "$sys" "$r" sampled_rss_mib "$(jq .peak_rss_mib "$cost")"
-			rec cost small-50c "$sys" "$r" cpu_s_per_gib "$(jq -n --slurpfile c "$cost" --slurpfile m "$f" '$c[0].cpu_s / ($m[0].bytes / 1073741824)')"
-			rec cost small-50c "$sys" "$r" mbps "$(jq .mbps "$f")"
+		# Memory that grows with the blob or with the clients shows
+		# between these cases; a fixed buffer per stream does not.
+		for cs in small-1c small-50c large-50c; do
+			size=${cs%-*} c=${cs#*-}
+			c=${c%c}
+			for sys in $(rotate "$r" entrepot distribution nginx); do
+				children=()
+				case $sys in
+				entrepot) pid=$E_PID ;;
+				distribution) pid=$D_PID ;;
+				nginx) pid=$N_PID children=(--children) ;;
+				esac
+				settle
+				timeout 900 "$BIN/procmon" --pids "$pid" "${children[@]}" --out "$cost" -- \
+					"$BIN/fetch" --timeout 600s --url "$(blob_url "$sys" "$size")" --clients "$c" \
+					>"$f" 2>>"$WORK/logs/fetch.log" || die "cost run via $sys failed: $(tail -n 2 "$WORK/logs/fetch.log")"
+				local peak
+				peak=$(jq 'if .hwm_reset then .hwm_sum_mib else .peak_rss_mib end' "$cost")
+				rec cost "$cs" "$sys" "$r" peak_rss_mib "$peak"
+				rec cost "$cs" "$sys" "$r" sampled_rss_mib "$(jq .peak_rss_mib "$cost")"
+				rec cost "$cs" "$sys" "$r" cpu_s_per_gib "$(jq -n --slurpfile c "$cost" --slurpfile m "$f" '$c[0].cpu_s / ($m[0].bytes / 1073741824)')"
+				rec cost "$cs" "$sys" "$r" mbps "$(jq .mbps "$f")"
+			done
 		done
 		log "  round $r/$BENCH_ROUNDS done"
 	done
