@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -35,9 +36,6 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up
 			"range %q does not fit blob %s of %d bytes", r.Header.Get("Range"), rt.Digest, b.Size)
 	}
 	setBlobHeaders(h, rt, b.Size)
-	if b.Stored() {
-		defer httpx.Cork(r.Context())()
-	}
 	end := int64(-1)
 	if ranged {
 		end = last + 1
@@ -45,7 +43,15 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up
 		h.Set("Content-Length", strconv.FormatInt(end-first, 10))
 		w.WriteHeader(http.StatusPartialContent)
 	}
-	if err := b.Copy(r.Context(), w, first, end); err != nil {
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
+	var dst io.Writer = w
+	if b.Stored() {
+		cw := httpx.NewCorkWriter(r.Context(), w, &s.streams)
+		defer cw.Close()
+		dst = cw
+	}
+	if err := b.Copy(r.Context(), dst, first, end); err != nil {
 		// Headers are out: the only honest signal left is to cut the
 		// connection, so that the client never takes a short or
 		// unverified body for a whole one.

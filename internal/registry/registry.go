@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
@@ -23,6 +24,7 @@ type Server struct {
 	routes    *route.Table
 	upstreams map[string]*cache.Upstream
 	log       *slog.Logger
+	streams   atomic.Int64 // blob bodies in flight
 }
 
 // New returns a handler serving ups through c; def names the default
