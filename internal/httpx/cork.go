@@ -68,3 +68,28 @@ func (w *CorkWriter) cork(on bool) {
 		w.corked = on
 	}
 }
+
+// WriteBody writes body, a small answer held in memory, as one TCP segment
+// where it can. net/http sends the headers and the body through a 4 KiB
+// buffer, so a body of more than a few KiB (a manifest of many layers, an
+// index) would leave in two writes and two segments; corked, and flushed
+// before uncorking, it leaves in one.
+func WriteBody(ctx context.Context, w http.ResponseWriter, body []byte) {
+	sc, ok := ctx.Value(connKey{}).(syscall.Conn)
+	if !ok || len(body) < smallBody {
+		w.Write(body)
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil || setCork(raw, true) != nil {
+		w.Write(body)
+		return
+	}
+	w.Write(body)
+	http.NewResponseController(w).Flush()
+	setCork(raw, false)
+}
+
+// smallBody is the body size below which headers and body fit net/http's
+// 4 KiB write buffer together, less room for the headers.
+const smallBody = 2 << 10

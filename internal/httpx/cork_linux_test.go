@@ -6,9 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // corked reads TCP_CORK on the request's connection.
@@ -101,4 +105,62 @@ func (probeless) Read(b []byte) (int, error) {
 		b[i] = 'y'
 	}
 	return len(b), nil
+}
+
+// dataSegments is the number of TCP segments with data sent so far on the
+// request's connection.
+func dataSegments(ctx context.Context) uint32 {
+	raw, err := ctx.Value(connKey{}).(syscall.Conn).SyscallConn()
+	if err != nil {
+		panic(err)
+	}
+	var info *unix.TCPInfo
+	if err := raw.Control(func(fd uintptr) {
+		info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil || info == nil {
+		panic(fmt.Sprint(err))
+	}
+	return info.Data_segs_out
+}
+
+func TestWriteBody(t *testing.T) {
+	type state struct {
+		corked   bool
+		segments uint32
+	}
+	after := make(chan state, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		body := []byte(strings.Repeat("m", n))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		before := dataSegments(r.Context())
+		WriteBody(r.Context(), w, body)
+		after <- state{corked(r.Context()), dataSegments(r.Context()) - before}
+	}))
+	srv.Config.ConnContext = ConnContext
+	srv.Start()
+	defer srv.Close()
+
+	// Below, at and above the size that is corked; above net/http's
+	// buffer; several times its size.
+	for _, n := range []int{0, 10, smallBody - 1, smallBody, 4096, 6500, 100_000} {
+		resp, err := srv.Client().Get(fmt.Sprintf("%s/?n=%d", srv.URL, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != strings.Repeat("m", n) {
+			t.Errorf("n=%d: got %d bytes, %v", n, len(body), err)
+		}
+		st := <-after
+		if st.corked {
+			t.Errorf("n=%d: the connection is left corked", n)
+		}
+		// Headers and body in one segment (loopback's MSS is 64 KiB),
+		// where net/http alone writes 4 KiB at a time.
+		if n >= smallBody && n < 60_000 && st.segments != 1 {
+			t.Errorf("n=%d: sent in %d segments, want 1", n, st.segments)
+		}
+	}
 }
