@@ -12,7 +12,7 @@ import (
 type connKey struct{}
 
 // ConnContext is an http.Server ConnContext hook: it keeps the connection's
-// socket in every request's context, for CorkWriter.
+// socket in every request's context, for CorkWriter and WriteBody.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	if sc, ok := c.(syscall.Conn); ok {
 		return context.WithValue(ctx, connKey{}, sc)
@@ -20,17 +20,36 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
-// CorkWriter sends a body that is ready in full (a stored file, written in
-// chunks through ReadFrom, that is with sendfile) with its connection corked
-// (TCP_CORK, as nginx's tcp_nopush) while it is the only large body in
-// flight, and uncorked otherwise: Streams counts the bodies in flight, and
-// each chunk looks again. Corked, the headers and the file leave in full
-// segments only. On loopback that serves a lone client about a fifth
-// faster, and 16 concurrent clients about a sixth slower, for nginx as for
-// Entrepot (bench/README.md).
+// socket returns the socket r arrived on, or nil: without the ConnContext
+// hook, under TLS, or over HTTP/2, where one connection carries many
+// answers and none may cork it for the others.
+func socket(r *http.Request) syscall.RawConn {
+	sc, ok := r.Context().Value(connKey{}).(syscall.Conn)
+	if !ok || r.ProtoMajor != 1 {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// LargeBody is the size from which a body is worth corking with
+// CorkWriter: below it, the body leaves in a segment or two anyway.
+const LargeBody = 64 << 10
+
+// CorkWriter sends a large body that is ready in full (a stored file,
+// written in chunks through ReadFrom, that is with sendfile) with its
+// connection corked (TCP_CORK, as nginx's tcp_nopush) while no other blob
+// body is in flight, and uncorked otherwise: Streams counts the blob bodies
+// in flight, stored or arriving, and each chunk looks again. Corked, the
+// headers and the file leave in full segments only. On loopback that serves
+// a lone client about a fifth faster, and 16 concurrent clients about a
+// sixth slower, for nginx as for Entrepot (bench/README.md).
 //
-// Without the socket (no ConnContext hook, TLS, another OS) it only writes.
-// Close uncorks, which sends what is held.
+// Without a socket to cork (see socket) it only writes. Close uncorks,
+// which sends what is held.
 type CorkWriter struct {
 	http.ResponseWriter
 	Streams *atomic.Int64
@@ -39,13 +58,9 @@ type CorkWriter struct {
 	corked bool
 }
 
-// NewCorkWriter returns a CorkWriter for w, answering the request of ctx.
-func NewCorkWriter(ctx context.Context, w http.ResponseWriter, streams *atomic.Int64) *CorkWriter {
-	cw := &CorkWriter{ResponseWriter: w, Streams: streams}
-	if sc, ok := ctx.Value(connKey{}).(syscall.Conn); ok {
-		cw.raw, _ = sc.SyscallConn()
-	}
-	return cw
+// NewCorkWriter returns a CorkWriter for w, the answer to r.
+func NewCorkWriter(r *http.Request, w http.ResponseWriter, streams *atomic.Int64) *CorkWriter {
+	return &CorkWriter{ResponseWriter: w, Streams: streams, raw: socket(r)}
 }
 
 // ReadFrom sends r, corked or not as the number of streams says.
@@ -56,6 +71,9 @@ func (w *CorkWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
 }
+
+// Unwrap lets http.ResponseController reach the writer underneath.
+func (w *CorkWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Close uncorks the connection.
 func (w *CorkWriter) Close() { w.cork(false) }
@@ -69,27 +87,22 @@ func (w *CorkWriter) cork(on bool) {
 	}
 }
 
-// WriteBody writes body, a small answer held in memory, as one TCP segment
-// where it can. net/http sends the headers and the body through a 4 KiB
-// buffer, so a body of more than a few KiB (a manifest of many layers, an
-// index) would leave in two writes and two segments; corked, and flushed
-// before uncorking, it leaves in one.
-func WriteBody(ctx context.Context, w http.ResponseWriter, body []byte) {
-	sc, ok := ctx.Value(connKey{}).(syscall.Conn)
-	if !ok || len(body) < smallBody {
+// WriteBody writes body, an answer held in memory, as one TCP segment where
+// it can. net/http sends the headers and the body through a 4 KiB buffer, so
+// a body that does not fit it together with the headers (a manifest of many
+// layers, an index) would leave in two writes and two segments; corked, and
+// flushed before uncorking, it leaves in one.
+func WriteBody(r *http.Request, w http.ResponseWriter, body []byte) {
+	raw := socket(r)
+	if raw == nil || len(body) < smallBody || setCork(raw, true) != nil {
 		w.Write(body)
 		return
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil || setCork(raw, true) != nil {
-		w.Write(body)
-		return
-	}
+	defer setCork(raw, false)
 	w.Write(body)
 	http.NewResponseController(w).Flush()
-	setCork(raw, false)
 }
 
-// smallBody is the body size below which headers and body fit net/http's
-// 4 KiB write buffer together, less room for the headers.
-const smallBody = 2 << 10
+// smallBody is the largest body that fits net/http's 4 KiB write buffer
+// together with a registry answer's headers (about 400 bytes).
+const smallBody = 3584

@@ -53,7 +53,7 @@ func TestCorkWriter(t *testing.T) {
 		var streams atomic.Int64
 		var seen []bool
 		before := corked(r.Context())
-		cw := NewCorkWriter(r.Context(), w, &streams)
+		cw := NewCorkWriter(r, w, &streams)
 		// Alone, then with another stream, then alone again.
 		for _, n := range []int64{1, 2, 1} {
 			streams.Store(n)
@@ -88,7 +88,7 @@ func TestCorkWriterWithoutConnection(t *testing.T) {
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	var streams atomic.Int64
 	streams.Store(1)
-	cw := NewCorkWriter(req.Context(), rec, &streams)
+	cw := NewCorkWriter(req, rec, &streams)
 	if n, err := io.Copy(cw, io.LimitReader(&probeless{}, 5)); n != 5 || err != nil {
 		t.Fatalf("copied %d, %v", n, err)
 	}
@@ -107,9 +107,8 @@ func (probeless) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// dataSegments is the number of TCP segments with data sent so far on the
-// request's connection.
-func dataSegments(ctx context.Context) uint32 {
+// tcpInfo is TCP_INFO of the request's connection.
+func tcpInfo(ctx context.Context) *unix.TCPInfo {
 	raw, err := ctx.Value(connKey{}).(syscall.Conn).SyscallConn()
 	if err != nil {
 		panic(err)
@@ -120,22 +119,23 @@ func dataSegments(ctx context.Context) uint32 {
 	}); err != nil || info == nil {
 		panic(fmt.Sprint(err))
 	}
-	return info.Data_segs_out
+	return info
 }
 
 func TestWriteBody(t *testing.T) {
 	type state struct {
-		corked   bool
-		segments uint32
+		corked        bool
+		segments, mss uint32
 	}
 	after := make(chan state, 1)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		body := []byte(strings.Repeat("m", n))
 		w.Header().Set("Content-Length", strconv.Itoa(n))
-		before := dataSegments(r.Context())
-		WriteBody(r.Context(), w, body)
-		after <- state{corked(r.Context()), dataSegments(r.Context()) - before}
+		before := tcpInfo(r.Context()).Data_segs_out
+		WriteBody(r, w, body)
+		info := tcpInfo(r.Context())
+		after <- state{corked(r.Context()), info.Data_segs_out - before, info.Snd_mss}
 	}))
 	srv.Config.ConnContext = ConnContext
 	srv.Start()
@@ -157,9 +157,12 @@ func TestWriteBody(t *testing.T) {
 		if st.corked {
 			t.Errorf("n=%d: the connection is left corked", n)
 		}
-		// Headers and body in one segment (loopback's MSS is 64 KiB),
-		// where net/http alone writes 4 KiB at a time.
-		if n >= smallBody && n < 60_000 && st.segments != 1 {
+		if st.segments == 0 && n > 0 {
+			t.Skip("this kernel does not count data segments in TCP_INFO")
+		}
+		// Headers and body in one segment (on loopback the MSS is about
+		// 64 KiB), where net/http alone writes 4 KiB at a time.
+		if n >= smallBody && n+1024 < int(st.mss) && st.segments != 1 {
 			t.Errorf("n=%d: sent in %d segments, want 1", n, st.segments)
 		}
 	}

@@ -36,18 +36,18 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up
 			"range %q does not fit blob %s of %d bytes", r.Header.Get("Range"), rt.Digest, b.Size)
 	}
 	setBlobHeaders(h, rt, b.Size)
-	end := int64(-1)
+	end, length := int64(-1), b.Size
 	if ranged {
-		end = last + 1
+		end, length = last+1, last+1-first
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, b.Size))
-		h.Set("Content-Length", strconv.FormatInt(end-first, 10))
+		h.Set("Content-Length", strconv.FormatInt(length, 10))
 		w.WriteHeader(http.StatusPartialContent)
 	}
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
 	var dst io.Writer = w
-	if b.Stored() {
-		cw := httpx.NewCorkWriter(r.Context(), w, &s.streams)
+	if b.Stored() && length >= httpx.LargeBody {
+		cw := httpx.NewCorkWriter(r, w, &s.streams)
 		defer cw.Close()
 		dst = cw
 	}

@@ -104,7 +104,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, rt route.Route
 	h.Set("Docker-Content-Digest", m.Digest.String())
 	h.Set("Etag", `"`+m.Digest.String()+`"`)
 	if r.Method == http.MethodGet {
-		httpx.WriteBody(r.Context(), w, m.Body)
+		httpx.WriteBody(r, w, m.Body)
 	}
 	return nil
 }
