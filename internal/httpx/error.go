@@ -1,5 +1,6 @@
 // Package httpx holds the small HTTP details of the registry API: the OCI
-// error type and its rendering, and byte ranges.
+// error type and its rendering, byte ranges, Accept, and corking the
+// connection around answers that should leave in full segments.
 package httpx
 
 import (
