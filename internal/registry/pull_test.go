@@ -317,7 +317,9 @@ func TestReplicasShareTheStore(t *testing.T) {
 	o := newOrigin(t)
 	push(t, o, "library/app:stable", 1024, 1)
 	data := t.TempDir()
-	const ttl = 300 * time.Millisecond
+	// Long enough that a's fresh record is still fresh when b asks, on a
+	// loaded machine too.
+	const ttl = 2 * time.Second
 	// The filesystem store is one process's (it clears tmp/ as it opens);
 	// here the two open it before any fill, standing in for a shared store.
 	a := newCache(t, o, options{ttl: ttl, dataDir: data})
