@@ -12,23 +12,6 @@ die() {
 # now_ns prints the time in Unix nanoseconds.
 now_ns() { date +%s%N; }
 
-# pick_port VAR: stores in VAR a loopback port that nothing listens on and
-# that this run has not handed out yet (below Linux's ephemeral range).
-USED_PORTS=" "
-pick_port() {
-	local p _
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 12000))
-		[[ $USED_PORTS == *" $p "* ]] && continue
-		if ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null; then
-			USED_PORTS+="$p "
-			printf -v "$1" '%s' "$p"
-			return 0
-		fi
-	done
-	die "no free loopback port found"
-}
-
 # start_bg NAME LOGFILE CMD...: starts CMD in the background with its output
 # in LOGFILE and records its PID in BG_PID.
 start_bg() {

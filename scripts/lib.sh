@@ -64,6 +64,25 @@ go_tool() {
 	GOBIN=$gobin timeout 900 go install "$pkg@$version" || die "go install $pkg@$version failed"
 }
 
+# pick_port VAR: stores in VAR a loopback port that nothing listens on and
+# that this run has not handed out yet. Ports come from below Linux's
+# default ephemeral range (32768-60999), so that no outgoing connection
+# takes one between this check and the server's bind.
+USED_PORTS=" 1 9 "
+pick_port() {
+	local p _
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 12000))
+		[[ $USED_PORTS == *" $p "* ]] && continue
+		if ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null; then
+			USED_PORTS+="$p "
+			printf -v "$1" '%s' "$p"
+			return 0
+		fi
+	done
+	die "no free loopback port found"
+}
+
 # Background processes started by this run, as NAME=PID, stopped in reverse
 # order by stop_all. Only these PIDs are ever signalled.
 PROCS=()

@@ -50,13 +50,7 @@ check_outage() {
 
 	# Restart Entrepot on the same data and port, the upstream still down.
 	stop_pid entrepot "$CACHE_PID"
-	start_bg entrepot-restarted "$WORK/logs/entrepot-restarted.log" \
-		"$WORK/bin/entrepot" serve \
-		--listen "$CACHE" \
-		--data "$WORK/data" \
-		--upstream "docker.io=http://$UPSTREAM" \
-		--upstream "local=http://$UPSTREAM"
-	CACHE_PID=$BG_PID
+	start_cache entrepot-restarted
 	if wait_until "entrepot (restarted)" 60 "$CACHE_PID" curl -sf "http://$CACHE/v2/"; then
 		pass "entrepot restarts with the upstream down"
 		pull_cached "restarted, upstream down"

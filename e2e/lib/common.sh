@@ -84,25 +84,6 @@ sha() {
 now() { date +%s.%N; }
 elapsed() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.3f", e - s }'; }
 
-# pick_port VAR: stores in VAR a loopback port that nothing listens on and
-# that this run has not handed out yet. Ports come from below Linux's
-# default ephemeral range (32768-60999), so that no outgoing connection
-# takes one between this check and the server's bind.
-USED_PORTS=" 1 9 "
-pick_port() {
-	local p _
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 12000))
-		[[ $USED_PORTS == *" $p "* ]] && continue
-		if ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null; then
-			USED_PORTS+="$p "
-			printf -v "$1" '%s' "$p"
-			return 0
-		fi
-	done
-	die "no free loopback port found"
-}
-
 # port_closed PORT: true when nothing accepts connections on 127.0.0.1:PORT.
 port_closed() {
 	! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null

@@ -59,13 +59,7 @@ start_entrepot() {
 		return 1
 	fi
 	pass "build ./cmd/entrepot"
-	start_bg entrepot "$WORK/logs/entrepot.log" \
-		"$WORK/bin/entrepot" serve \
-		--listen "$CACHE" \
-		--data "$WORK/data" \
-		--upstream "docker.io=http://$UPSTREAM" \
-		--upstream "local=http://$UPSTREAM"
-	CACHE_PID=$BG_PID
+	start_cache entrepot
 	if ! wait_until "entrepot" 60 "$CACHE_PID" curl -sf "http://$CACHE/v2/"; then
 		fail "entrepot serve answers GET /v2/ with 200"
 		return 1
@@ -198,4 +192,16 @@ docker_cli() {
 	local cli=/usr/bin/docker
 	[[ -x $cli ]] || cli=docker
 	run "$cli" -H "unix://$DOCKER_SOCK" "$@"
+}
+
+# start_cache NAME: Entrepot on $CACHE with the run's data directory and the
+# upstream as docker.io and local. Sets CACHE_PID.
+start_cache() {
+	start_bg "$1" "$WORK/logs/$1.log" \
+		"$WORK/bin/entrepot" serve \
+		--listen "$CACHE" \
+		--data "$WORK/data" \
+		--upstream "docker.io=http://$UPSTREAM" \
+		--upstream "local=http://$UPSTREAM"
+	CACHE_PID=$BG_PID
 }
