@@ -89,7 +89,7 @@ var manifestCases = func() []string {
 var specs = []tableSpec{
 	{
 		title: "1. Warm blob throughput", short: "WARM",
-		note:    "MB/s (10^6 bytes/s, all clients together) of GETs of a blob every system already holds. 1 client: the blob pulled again and again on one connection, 2 GiB in all; 16 clients: one pull each, all at once. Targets ≥ 0.95× nginx, ≥ 1.0× Distribution.",
+		note:    "MB/s (10^6 bytes/s, all clients together) of GETs of a blob every system already holds. 1 client: the blob pulled again and again on one connection, 2 GiB in all, three times a round; 16 clients: one pull each, all at once. Targets ≥ 0.95× nginx, ≥ 1.0× Distribution.",
 		section: "warm", metric: "mbps", unit: "MB/s", higher: true,
 		cases:   []string{"small-1c", "small-16c", "large-1c", "large-16c"},
 		subject: "entrepot",
