@@ -117,11 +117,25 @@ rec() {
 	printf '{"section":"%s","case":"%s","system":"%s","round":%d,"metric":"%s","value":%s}\n' "$@" >>"$RAW"
 }
 
-# rotate ROUND ITEM...: the items rotated left by ROUND-1, so that no
-# system always runs first (or right after the same other one).
+# rotate ROUND ITEM...: the items in the order of row ROUND of a Williams
+# design: over as many rounds as there are items (twice as many for an odd
+# count, whose second half runs the rows backwards), each item runs first
+# once and right after each of the others equally often. Rotating the list
+# would not do: it keeps every item behind the same neighbour, and a system
+# that always runs right after the heaviest one (the upstream direct, two
+# processes copying every byte) is always measured in that one's wake.
 rotate() {
-	local k=$((($1 - 1) % ($# - 1))) items=("${@:2}")
-	printf '%s\n' "${items[@]:k}" "${items[@]:0:k}"
+	local r=$(($1 - 1)) n=$(($# - 1)) items=("${@:2}") j k order=()
+	for ((j = 0; j < n; j++)); do
+		# offsets 0, 1, n-1, 2, n-2, ...
+		if ((j % 2)); then k=$(((j + 1) / 2)); else k=$(((n - j / 2) % n)); fi
+		order+=("${items[(r + k) % n]}")
+	done
+	if ((n % 2 && r / n % 2)); then
+		for ((j = n - 1; j >= 0; j--)); do printf '%s\n' "${order[j]}"; done
+	else
+		printf '%s\n' "${order[@]}"
+	fi
 }
 
 # ---- servers -------------------------------------------------------------
