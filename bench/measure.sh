@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # The measurements of bench/run.sh, one function each. Every load run is
 # bounded in time (timeout, and each tool's own limit) and in count; every
-# figure goes to $RAW through rec. Systems run interleaved, their order
-# rotated each round.
+# figure goes to $RAW through rec. Systems run interleaved, in an order that
+# changes every round (rotate, in bench/run.sh).
 
 # settle: writes of the previous step (a cache's fill, a pull's layout)
 # reach the disk before the next timed step starts.

@@ -10,7 +10,7 @@
 #
 # It installs what it needs at pinned versions, seeds the upstream
 # (bench/cmd/seed), runs each measurement over several rounds with the
-# systems interleaved (their order rotates every round), and writes
+# systems interleaved (in the orders of a Williams design, see rotate), and writes
 # bench/results/<UTC timestamp>/{results.md,results.json,ratios.png,raw.jsonl}.
 # See bench/README.md for what each measurement means and its target.
 #

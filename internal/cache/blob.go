@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/entrepot/entrepot/internal/store"
 	"github.com/opencontainers/go-digest"
@@ -190,20 +191,33 @@ func (c *Cache) download(up *Upstream, f *fill) error {
 // readChunk reads a fill's next chunk into buf, written bytes into the
 // blob. The first chunk is whatever the upstream has sent, so that clients
 // get their first bytes at once; each one after it runs to the next
-// multiple of len(buf) in the blob. The page cache keeps a file in folios as
-// large as the writes that made it, and sendfile serves large folios
-// faster: a blob stored in the sizes the network reads happen to return
-// served a lone client about a tenth slower (bench/README.md).
+// multiple of len(buf) in the blob, unless it has taken chunkWait already.
+// The page cache keeps a file in folios as large as the writes that made
+// it, and sendfile serves large folios faster: a blob stored in the sizes
+// the network reads happen to return served a lone client about a tenth
+// slower (bench/README.md). Read errors come back as the reader gave them.
 func readChunk(r io.Reader, buf []byte, written int64) (int, error) {
 	if written == 0 {
 		return r.Read(buf)
 	}
-	n, err := io.ReadFull(r, buf[:int64(len(buf))-written%int64(len(buf))])
-	if err == io.ErrUnexpectedEOF {
-		err = io.EOF
+	want := len(buf) - int(written%int64(len(buf)))
+	start := time.Now()
+	n := 0
+	for n < want && time.Since(start) < chunkWait {
+		m, err := r.Read(buf[n:want])
+		n += m
+		if err != nil {
+			return n, err
+		}
 	}
-	return n, err
+	return n, nil
 }
+
+// chunkWait bounds how long a fill holds bytes back to make up a whole
+// chunk: from a slow upstream, the clients sharing the fill get what has
+// arrived at least this often. An upstream of 5 MB/s or more fills a chunk
+// sooner.
+const chunkWait = 50 * time.Millisecond
 
 // StatBlob returns the size of blob d without downloading it: from the
 // store, from a fill under way, or from an upstream HEAD.

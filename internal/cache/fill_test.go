@@ -141,6 +141,8 @@ func TestFillStreamsAndStoresWholeChunks(t *testing.T) {
 	d := digest.FromBytes(blob)
 	const first = 1000
 	release := make(chan struct{})
+	var released sync.Once
+	defer released.Do(func() { close(release) }) // on failure, lets the upstream finish
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
 		w.Write(blob[:first])
@@ -165,8 +167,9 @@ func TestFillStreamsAndStoresWholeChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := &writeLog{Store: fsStore}
-	c := cache.New(context.Background(), log, cache.Options{}, slog.New(slog.DiscardHandler))
-	defer c.Close()
+	fillCtx, cancelFill := context.WithCancel(context.Background())
+	c := cache.New(fillCtx, log, cache.Options{}, slog.New(slog.DiscardHandler))
+	defer func() { cancelFill(); c.Close() }() // on failure, ends the fill at once
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -176,6 +179,7 @@ func TestFillStreamsAndStoresWholeChunks(t *testing.T) {
 	}
 	defer b.Close()
 	pr, pw := io.Pipe()
+	defer pr.Close()
 	copied := make(chan error, 1)
 	go func() { err := b.Copy(ctx, pw, 0, -1); pw.CloseWithError(err); copied <- err }()
 
@@ -185,7 +189,7 @@ func TestFillStreamsAndStoresWholeChunks(t *testing.T) {
 	if err != nil || n == 0 || !bytes.Equal(buf[:n], blob[:n]) {
 		t.Fatalf("first read while the upstream waits: %d bytes, %v", n, err)
 	}
-	close(release)
+	released.Do(func() { close(release) })
 	rest, err := io.ReadAll(pr)
 	if err != nil || !bytes.Equal(append(buf[:n], rest...), blob) {
 		t.Fatalf("whole blob: %d bytes, %v", n+len(rest), err)
