@@ -171,8 +171,7 @@ func (c *Cache) download(up *Upstream, f *fill) error {
 			return werr
 		}
 		if n > 0 {
-			written += int64(n)
-			f.advance(n)
+			written = f.advance(n)
 		}
 		if rerr == io.EOF {
 			break

@@ -63,11 +63,13 @@ func (f *fill) stored(size int64) {
 	close(f.ended)
 }
 
-func (f *fill) advance(n int) {
+// advance records n more bytes written and returns how many there are now.
+func (f *fill) advance(n int) int64 {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.written += int64(n)
 	f.notify()
-	f.mu.Unlock()
+	return f.written
 }
 
 // verify marks the bytes written as checked against the digest: clients get
