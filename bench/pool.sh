@@ -7,55 +7,75 @@
 #   - pooled: per case and system, the median of every figure of every run,
 #     and Entrepot's median over each anchor's;
 #   - paired: per case and anchor, each Entrepot figure over the anchor's
-#     figure of the same run, round and pass (run next to it, in the
-#     balanced order), and the quartiles of those ratios. Pairing takes out
-#     the drift between rounds and runs.
+#     figure of the same run, round and pass, with the median and the
+#     quartiles (nearest rank) of those ratios. Pairing takes out the drift
+#     between rounds and runs.
 #
-#   bench/pool.sh bench/results/20261122T1*
+# The runs must have measured the same blob sizes (a quick run's "small" is
+# not a full run's).
+#
+#   bench/pool.sh bench/results/20261122T164628Z bench/results/20261122T175828Z
 set -euo pipefail
+
+die() {
+	echo "bench/pool.sh: $*" >&2
+	exit 1
+}
 
 (($# > 0)) || {
 	echo "usage: bench/pool.sh RESULTS_DIR..." >&2
 	exit 2
 }
+
+declare -A seen
+runs=() sizes=""
 for d in "$@"; do
-	[[ -s $d/raw.jsonl ]] || {
-		echo "bench/pool.sh: $d has no raw.jsonl" >&2
-		exit 1
-	}
+	d=${d%/}
+	[[ -s $d/raw.jsonl && -s $d/meta.json ]] || die "$d has no raw.jsonl and meta.json"
+	[[ -z ${seen[$d]:-} ]] || die "$d is given twice"
+	seen[$d]=1
+	s=$(jq -r '"\(.small_blob_bytes) \(.large_blob_bytes)"' "$d/meta.json")
+	[[ -z $sizes || $s == "$sizes" ]] || die "$d measured blobs of $s bytes, the first run $sizes"
+	sizes=$s
+	jq -n -e 'any(inputs; .section == "warm")' "$d/raw.jsonl" >/dev/null || die "$d has no warm figures"
+	runs+=("$d")
 done
 
-# One line per figure, in the order measured: run case round system MB/s.
+# One line per figure, in the order measured: run case round system MB/s
+# (the run by its index, so that a path may hold spaces).
 figures() {
-	local d
-	for d in "$@"; do
-		jq -r --arg run "$d" \
+	local i
+	for i in "${!runs[@]}"; do
+		jq -r --arg run "$i" \
 			'select(.section == "warm" and .metric == "mbps") | "\($run) \(.case) \(.round) \(.system) \(.value)"' \
-			"$d/raw.jsonl"
+			"${runs[$i]}/raw.jsonl"
 	done
 }
 
-# Lines "key value", sorted by key and value: "key count median" per key.
-medians() {
+# Lines "key value", sorted by key and value: "key count q25 median q75"
+# per key (quartiles by nearest rank, the median the mean of the middle two
+# for an even count).
+stats() {
 	awk '
 		{ n[$1]++; v[$1, n[$1]] = $2 }
 		END {
 			for (k in n) {
 				c = n[k]
-				print k, c, c % 2 ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2
+				med = c % 2 ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2
+				print k, c, v[k, int((c + 3) / 4)], med, v[k, int((3 * c + 3) / 4)]
 			}
 		}'
 }
 
-printf '%s runs: %s\n\n' "$#" "$*"
+printf '%s runs: %s\n\n' "${#runs[@]}" "${runs[*]}"
 
 echo 'Pooled: the median of every figure.'
 echo
 echo '| case | system | figures | median MB/s | Entrepot / system |'
 echo '|---|---|---:|---:|---:|'
-figures "$@" | awk '{ print $2 "/" $4, $5 }' | sort -k1,1 -k2,2g | medians |
+figures | awk '{ print $2 "/" $4, $5 }' | sort -k1,1 -k2,2g | stats |
 	awk '
-		{ split($1, p, "/"); n[$1] = $2; med[$1] = $3; cases[p[1]] }
+		{ split($1, p, "/"); n[$1] = $2; med[$1] = $4; cases[p[1]] }
 		END {
 			split("entrepot nginx distribution direct", order, " ")
 			for (c in cases)
@@ -68,16 +88,16 @@ figures "$@" | awk '{ print $2 "/" $4, $5 }' | sort -k1,1 -k2,2g | medians |
 		}' | sort -k1,1 -k2,2n | cut -d' ' -f3-
 
 echo
-echo 'Paired: Entrepot figure / the anchor figure of the same run, round and pass.'
+echo 'Paired: each Entrepot figure over the anchor figure of the same run, round and pass.'
 echo
 echo '| case | anchor | pairs | q25 | median | q75 |'
 echo '|---|---|---:|---:|---:|---:|'
-figures "$@" |
+figures |
 	awk '
-		{ k = $1 " " $2 " " $3 " " $4; i = ++n[k]; v[k, i] = $5; keys[$1 " " $2 " " $3] }
+		{ k = $1 " " $2 " " $3 " " $4; i = ++n[k]; v[k, i] = $5; groups[$1 " " $2 " " $3] }
 		END {
 			split("nginx distribution direct", anchors, " ")
-			for (g in keys) {
+			for (g in groups) {
 				split(g, p, " ")
 				e = g " entrepot"
 				for (a = 1; a <= 3; a++) {
@@ -87,14 +107,5 @@ figures "$@" |
 				}
 			}
 		}' |
-	sort -k1,1 -k2,2g |
-	awk '
-		{ n[$1]++; v[$1, n[$1]] = $2 }
-		END {
-			for (k in n) {
-				c = n[k]
-				split(k, p, "/")
-				printf "| %s | %s | %d | %.3f | %.3f | %.3f |\n", p[1], p[2], c,
-					v[k, int((c + 3) / 4)], v[k, int((c + 1) / 2)], v[k, int((3 * c + 3) / 4)]
-			}
-		}' | sort
+	sort -k1,1 -k2,2g | stats |
+	awk '{ split($1, p, "/"); printf "| %s | %s | %d | %.3f | %.3f | %.3f |\n", p[1], p[2], $2, $3, $4, $5 }' | sort
