@@ -64,6 +64,11 @@ go_tool() {
 	GOBIN=$gobin timeout 900 go install "$pkg@$version" || die "go install $pkg@$version failed"
 }
 
+# port_closed PORT: true when nothing accepts connections on 127.0.0.1:PORT.
+port_closed() {
+	! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
 # pick_port VAR: stores in VAR a loopback port that nothing listens on and
 # that this run has not handed out yet. Ports come from below Linux's
 # default ephemeral range (32768-60999), so that no outgoing connection
@@ -74,7 +79,7 @@ pick_port() {
 	for _ in $(seq 200); do
 		p=$((20000 + RANDOM % 12000))
 		[[ $USED_PORTS == *" $p "* ]] && continue
-		if ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null; then
+		if port_closed "$p"; then
 			USED_PORTS+="$p "
 			printf -v "$1" '%s' "$p"
 			return 0

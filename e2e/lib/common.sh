@@ -84,11 +84,6 @@ sha() {
 now() { date +%s.%N; }
 elapsed() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.3f", e - s }'; }
 
-# port_closed PORT: true when nothing accepts connections on 127.0.0.1:PORT.
-port_closed() {
-	! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
-
 # Log files whose tails are shown when the run fails, as NAME=PATH.
 LOGS=()
 
