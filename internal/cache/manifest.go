@@ -10,30 +10,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/store"
 	"github.com/entrepot/entrepot/internal/upstream"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Manifest media types the cache asks upstreams for: all of them, so that
-// it caches what a tag really is and answers each client per its Accept.
-const (
-	mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
-)
-
-var acceptAll = http.Header{"Accept": {
-	v1.MediaTypeImageIndex, v1.MediaTypeImageManifest,
-	mediaTypeDockerList, mediaTypeDockerManifest,
-	"application/vnd.docker.distribution.manifest.v1+prettyjws",
-	"application/vnd.docker.distribution.manifest.v1+json",
-}}
-
-// IsIndex tells whether a media type lists manifests per platform.
-func IsIndex(mediaType string) bool {
-	return mediaType == v1.MediaTypeImageIndex || mediaType == mediaTypeDockerList
-}
+// acceptAll asks an upstream for every manifest type.
+var acceptAll = http.Header{"Accept": oci.ManifestMediaTypes}
 
 // Manifest is a manifest ready to serve.
 type Manifest struct {
@@ -97,7 +82,7 @@ func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, err
 // negotiate answers a tag that points to want: the manifest itself, or,
 // when it is an index the client does not accept, its linux/amd64 manifest.
 func (c *Cache) negotiate(ctx context.Context, q ManifestRequest, want *Manifest) (*Manifest, error) {
-	if IsIndex(want.MediaType) && q.Accepts != nil && !q.Accepts(want.MediaType) {
+	if oci.IsIndex(want.MediaType) && q.Accepts != nil && !q.Accepts(want.MediaType) {
 		index, err := c.manifestByDigest(ctx, q.Up, q.Repo, want, false)
 		if err != nil {
 			return nil, err
@@ -109,7 +94,7 @@ func (c *Cache) negotiate(ctx context.Context, q ManifestRequest, want *Manifest
 		want = &Manifest{Digest: child}
 	}
 	m, err := c.manifestByDigest(ctx, q.Up, q.Repo, want, q.Head)
-	if err == nil && m.fetched && !q.Head && !IsIndex(m.MediaType) {
+	if err == nil && m.fetched && !q.Head && !oci.IsIndex(m.MediaType) {
 		c.prefetchBlobs(q.Up, q.Repo, m.Body)
 	}
 	return m, err
@@ -374,9 +359,9 @@ func mediaType(h http.Header, body []byte) string {
 	case probe.MediaType != "":
 		return probe.MediaType
 	case probe.Manifests != nil:
-		return v1.MediaTypeImageIndex
+		return oci.MediaTypeImageIndex
 	}
-	return v1.MediaTypeImageManifest
+	return oci.MediaTypeImageManifest
 }
 
 // headerMediaType is the Content-Type of a manifest response, or "" when

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -15,7 +16,7 @@ import (
 // OCI error code and message. Handlers return it; one place renders it.
 type Error struct {
 	Status  int
-	Code    string // OCI error code, e.g. "MANIFEST_UNKNOWN"
+	Code    string // OCI error code (package oci), e.g. oci.CodeManifestUnknown
 	Message string
 	// RetryAfter, when set, is sent as the Retry-After header (429, 503).
 	RetryAfter time.Time
@@ -28,29 +29,30 @@ func Errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// The OCI distribution error codes Entrepot answers with, plus UNAVAILABLE
-// (Distribution's code for a failing backend, used for upstream failures).
-const (
-	CodeBlobUnknown     = "BLOB_UNKNOWN"
-	CodeDigestInvalid   = "DIGEST_INVALID"
-	CodeManifestUnknown = "MANIFEST_UNKNOWN"
-	CodeManifestInvalid = "MANIFEST_INVALID"
-	CodeNameInvalid     = "NAME_INVALID"
-	CodeNameUnknown     = "NAME_UNKNOWN"
-	CodeSizeInvalid     = "SIZE_INVALID"
-	CodeDenied          = "DENIED"
-	CodeUnsupported     = "UNSUPPORTED"
-	CodeTooManyRequests = "TOOMANYREQUESTS"
-	CodeRangeInvalid    = "RANGE_INVALID"
-	CodeUnavailable     = "UNAVAILABLE"
-)
+// maxMessage bounds the message of an error body: messages quote what
+// the client sent (through Quote), and a long input must not come back
+// whole, even where a quote was forgotten.
+const maxMessage = 1024
+
+// Quote quotes s, a client's input, for an error message: at most
+// maxQuoted bytes of it, marked when cut.
+func Quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(strings.ToValidUTF8(s[:maxQuoted], "")) + "..."
+}
+
+// maxQuoted bounds how much of one input an error message quotes: a full
+// repository name and tag fit.
+const maxQuoted = 300
 
 // Write renders e as an OCI error body. For a HEAD request only the
 // headers go out, as HTTP requires.
 func (e *Error) Write(w http.ResponseWriter, r *http.Request) {
 	body, _ := json.Marshal(struct {
 		Errors []ociError `json:"errors"`
-	}{[]ociError{{Code: e.Code, Message: e.Message}}})
+	}{[]ociError{{Code: e.Code, Message: bounded(e.Message)}}})
 	h := w.Header()
 	h.Del("Content-Length")
 	h.Del("Docker-Content-Digest")
@@ -69,4 +71,11 @@ func (e *Error) Write(w http.ResponseWriter, r *http.Request) {
 type ociError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+}
+
+func bounded(msg string) string {
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	return strings.ToValidUTF8(msg[:maxMessage], "") + "..."
 }

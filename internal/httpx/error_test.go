@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/entrepot/entrepot/internal/oci"
 )
 
 func TestErrorWrite(t *testing.T) {
@@ -16,11 +18,11 @@ func TestErrorWrite(t *testing.T) {
 		err  *Error
 		body string
 	}{
-		{"manifest unknown", Errorf(http.StatusNotFound, CodeManifestUnknown, "manifest %q unknown", "latest"),
+		{"manifest unknown", Errorf(http.StatusNotFound, oci.CodeManifestUnknown, "manifest %q unknown", "latest"),
 			`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest \"latest\" unknown"}]}`},
-		{"message is escaped", Errorf(http.StatusBadRequest, CodeNameInvalid, `invalid name "<x>&"`),
+		{"message is escaped", Errorf(http.StatusBadRequest, oci.CodeNameInvalid, `invalid name "<x>&"`),
 			`{"errors":[{"code":"NAME_INVALID","message":"invalid name \"\u003cx\u003e\u0026\""}]}`},
-		{"empty message", &Error{Status: http.StatusBadGateway, Code: CodeUnavailable},
+		{"empty message", &Error{Status: http.StatusBadGateway, Code: oci.CodeUnavailable},
 			`{"errors":[{"code":"UNAVAILABLE","message":""}]}`},
 	} {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
@@ -78,7 +80,7 @@ func TestErrorWrite(t *testing.T) {
 // for HEAD, rather than relying on the server to drop it.
 func TestErrorWriteHeadWritesNoBody(t *testing.T) {
 	w := httptest.NewRecorder()
-	Errorf(http.StatusNotFound, CodeBlobUnknown, "blob unknown").Write(w, httptest.NewRequest(http.MethodHead, "/v2/x/blobs/sha256:abc", nil))
+	Errorf(http.StatusNotFound, oci.CodeBlobUnknown, "blob unknown").Write(w, httptest.NewRequest(http.MethodHead, "/v2/x/blobs/sha256:abc", nil))
 	if w.Code != http.StatusNotFound {
 		t.Errorf("status = %d, want 404", w.Code)
 	}
@@ -109,7 +111,7 @@ func TestErrorRetryAfter(t *testing.T) {
 			// In a synctest bubble the clock stands still, so the
 			// rounding is exact.
 			synctest.Test(t, func(t *testing.T) {
-				e := Errorf(http.StatusTooManyRequests, CodeTooManyRequests, "slow down")
+				e := Errorf(http.StatusTooManyRequests, oci.CodeTooManyRequests, "slow down")
 				if tc.after != 0 {
 					e.RetryAfter = time.Now().Add(tc.after)
 				}
@@ -127,7 +129,7 @@ func TestErrorRetryAfter(t *testing.T) {
 }
 
 func TestErrorString(t *testing.T) {
-	e := Errorf(http.StatusNotFound, CodeNameUnknown, "unknown upstream %q", "quay.io")
+	e := Errorf(http.StatusNotFound, oci.CodeNameUnknown, "unknown upstream %q", "quay.io")
 	if got, want := e.Error(), `404 NAME_UNKNOWN: unknown upstream "quay.io"`; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
+	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/route"
 )
 
@@ -32,7 +33,7 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up
 	first, last, ranged, err := httpx.ParseRange(r.Header.Get("Range"), b.Size)
 	if err != nil {
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", b.Size))
-		return httpx.Errorf(http.StatusRequestedRangeNotSatisfiable, httpx.CodeRangeInvalid,
+		return httpx.Errorf(http.StatusRequestedRangeNotSatisfiable, oci.CodeRangeInvalid,
 			"range %q does not fit blob %s of %d bytes", r.Header.Get("Range"), rt.Digest, b.Size)
 	}
 	setBlobHeaders(h, rt, b.Size)

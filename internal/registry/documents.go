@@ -9,6 +9,7 @@ import (
 
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
+	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/route"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -20,13 +21,13 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route.Route, up
 	query := url.Values{}
 	if n := q.Get("n"); n != "" {
 		if v, err := strconv.Atoi(n); err != nil || v < 0 {
-			return httpx.Errorf(http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", "invalid n %q: want a number", n)
+			return httpx.Errorf(http.StatusBadRequest, oci.CodePaginationNumberInvalid, "invalid n %s: want a number", httpx.Quote(n))
 		}
 		query.Set("n", n)
 	}
 	if last := q.Get("last"); last != "" {
-		if !route.ValidTag(last) {
-			return httpx.Errorf(http.StatusBadRequest, httpx.CodeNameInvalid, "invalid last %q: want a tag", last)
+		if !oci.ValidTag(last) {
+			return httpx.Errorf(http.StatusBadRequest, oci.CodeNameInvalid, "invalid last %s: want a tag", httpx.Quote(last))
 		}
 		query.Set("last", last)
 	}
@@ -39,7 +40,7 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route.Route, up
 		Tags []string `json:"tags"`
 	}
 	if err := json.Unmarshal(doc.Body, &list); err != nil {
-		return httpx.Errorf(http.StatusBadGateway, httpx.CodeUnavailable, "upstream %q sent an invalid tag list: %v", up.Name(), err)
+		return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "upstream %q sent an invalid tag list: %v", up.Name(), err)
 	}
 	list.Name = rt.Name
 	if list.Tags == nil {
@@ -84,7 +85,7 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route.Rout
 	}
 	var index v1.Index
 	if err := json.Unmarshal(doc.Body, &index); err != nil {
-		return httpx.Errorf(http.StatusBadGateway, httpx.CodeUnavailable, "upstream %q sent an invalid referrers index: %v", up.Name(), err)
+		return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "upstream %q sent an invalid referrers index: %v", up.Name(), err)
 	}
 	if index.Manifests == nil {
 		index.Manifests = []v1.Descriptor{}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
+	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/route"
 	"github.com/entrepot/entrepot/internal/upstream"
 )
@@ -62,7 +63,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route.Route) error {
 	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || rt.Kind == route.Upload {
 		w.Header().Set("Allow", "GET, HEAD")
-		return httpx.Errorf(http.StatusMethodNotAllowed, httpx.CodeUnsupported,
+		return httpx.Errorf(http.StatusMethodNotAllowed, oci.CodeUnsupported,
 			"%s is not supported: this endpoint is a pull-through cache, it serves pulls only (no pushes or deletes)", r.Method)
 	}
 	up := s.upstreams[rt.Upstream]
@@ -83,7 +84,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route.Route) e
 	case route.Referrers:
 		return s.referrers(w, r, rt, up)
 	}
-	return httpx.Errorf(http.StatusNotFound, httpx.CodeUnsupported, "no such endpoint")
+	return httpx.Errorf(http.StatusNotFound, oci.CodeUnsupported, "no such endpoint")
 }
 
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request, rt route.Route, up *cache.Upstream) error {
@@ -137,39 +138,39 @@ func toHTTP(err error, kind route.Kind) *httpx.Error {
 	case errors.As(err, &ue):
 		return upstreamError(ue, kind)
 	case errors.Is(err, cache.ErrDigestMismatch), errors.Is(err, cache.ErrBadUpstream):
-		return httpx.Errorf(http.StatusBadGateway, httpx.CodeUnavailable, "%v", err)
+		return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "%v", err)
 	case errors.Is(err, cache.ErrTooLarge):
-		return httpx.Errorf(http.StatusBadGateway, httpx.CodeSizeInvalid, "%v", err)
+		return httpx.Errorf(http.StatusBadGateway, oci.CodeSizeInvalid, "%v", err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return httpx.Errorf(http.StatusGatewayTimeout, httpx.CodeUnavailable, "%v", err)
+		return httpx.Errorf(http.StatusGatewayTimeout, oci.CodeUnavailable, "%v", err)
 	case errors.Is(err, cache.ErrClosed):
-		return httpx.Errorf(http.StatusServiceUnavailable, httpx.CodeUnavailable, "%v", err)
+		return httpx.Errorf(http.StatusServiceUnavailable, oci.CodeUnavailable, "%v", err)
 	}
-	return httpx.Errorf(http.StatusInternalServerError, "UNKNOWN", "internal error: %v", err)
+	return httpx.Errorf(http.StatusInternalServerError, oci.CodeUnknown, "internal error: %v", err)
 }
 
 func upstreamError(ue *upstream.Error, kind route.Kind) *httpx.Error {
 	msg := ue.Error()
 	switch {
 	case ue.NotFound():
-		code := httpx.CodeManifestUnknown
+		code := oci.CodeManifestUnknown
 		switch kind {
 		case route.Blob:
-			code = httpx.CodeBlobUnknown
+			code = oci.CodeBlobUnknown
 		case route.Tags:
-			code = httpx.CodeNameUnknown
+			code = oci.CodeNameUnknown
 		}
 		return httpx.Errorf(http.StatusNotFound, code, "%s", msg)
 	case ue.Status == http.StatusTooManyRequests:
-		e := httpx.Errorf(http.StatusTooManyRequests, httpx.CodeTooManyRequests, "%s", msg)
+		e := httpx.Errorf(http.StatusTooManyRequests, oci.CodeTooManyRequests, "%s", msg)
 		e.RetryAfter = ue.RetryAfter
 		return e
 	case ue.Status == http.StatusUnauthorized || ue.Status == http.StatusForbidden:
-		return httpx.Errorf(http.StatusForbidden, httpx.CodeDenied, "%s", msg)
+		return httpx.Errorf(http.StatusForbidden, oci.CodeDenied, "%s", msg)
 	case ue.Status == 0 && isTimeout(ue.Err):
-		return httpx.Errorf(http.StatusGatewayTimeout, httpx.CodeUnavailable, "%s", msg)
+		return httpx.Errorf(http.StatusGatewayTimeout, oci.CodeUnavailable, "%s", msg)
 	}
-	return httpx.Errorf(http.StatusBadGateway, httpx.CodeUnavailable, "%s", msg)
+	return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "%s", msg)
 }
 
 func isTimeout(err error) bool {

@@ -6,14 +6,11 @@ package route
 
 import (
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/entrepot/entrepot/internal/httpx"
+	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/opencontainers/go-digest"
-
-	_ "crypto/sha256" // digest algorithms that go-digest may parse
-	_ "crypto/sha512"
 )
 
 // Kind is the API endpoint a request addresses.
@@ -81,12 +78,6 @@ func NewTable(ups []Upstream, def string) *Table {
 	return t
 }
 
-// hostRE matches a registry host with an optional port.
-var hostRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]+)?$`)
-
-// maxNameLength bounds a repository name, as Distribution does.
-const maxNameLength = 255
-
 // Parse parses a request path (r.URL.Path) and containerd's ns parameter.
 func (t *Table) Parse(path, ns string) (Route, error) {
 	rest, ok := strings.CutPrefix(path, "/v2/")
@@ -110,10 +101,10 @@ func (t *Table) Parse(path, ns string) (Route, error) {
 	case Manifest:
 		if strings.Contains(ref, ":") {
 			r.Digest, err = parseDigest(ref)
-		} else if ValidTag(ref) {
+		} else if oci.ValidTag(ref) {
 			r.Tag = ref
 		} else {
-			err = httpx.Errorf(http.StatusBadRequest, httpx.CodeNameInvalid, "invalid tag %q", ref)
+			err = httpx.Errorf(http.StatusBadRequest, oci.CodeNameInvalid, "invalid tag %s", httpx.Quote(ref))
 		}
 	case Blob, Referrers:
 		r.Digest, err = parseDigest(ref)
@@ -177,15 +168,15 @@ func (t *Table) resolve(r *Route, name, ns string) error {
 		if up = t.byNS[ns]; up == nil {
 			return t.unknown(ns)
 		}
-	case nested && looksLikeHost(first):
+	case nested && oci.IsHost(first):
 		return t.unknown(first)
 	default:
 		if up = t.def; up == nil {
 			return t.unknown("(default)")
 		}
 	}
-	if !ValidName(name) {
-		return httpx.Errorf(http.StatusBadRequest, httpx.CodeNameInvalid, "invalid repository name %q", name)
+	if !oci.ValidName(name) {
+		return httpx.Errorf(http.StatusBadRequest, oci.CodeNameInvalid, "invalid repository name %s", httpx.Quote(name))
 	}
 	if up.DockerHub && !strings.Contains(name, "/") {
 		name = "library/" + name
@@ -194,33 +185,19 @@ func (t *Table) resolve(r *Route, name, ns string) error {
 	return nil
 }
 
-// looksLikeHost tells a registry host from a Docker Hub namespace, the way
-// Docker's reference parser does: a dot, a port, or "localhost".
-func looksLikeHost(s string) bool {
-	return (strings.ContainsAny(s, ".:") || s == "localhost") && hostRE.MatchString(s)
-}
-
 func (t *Table) unknown(name string) error {
-	return httpx.Errorf(http.StatusNotFound, httpx.CodeNameUnknown,
-		"unknown upstream %q: this cache serves %s", name, t.names)
+	return httpx.Errorf(http.StatusNotFound, oci.CodeNameUnknown,
+		"unknown upstream %s: this cache serves %s", httpx.Quote(name), t.names)
 }
 
 func parseDigest(s string) (digest.Digest, error) {
-	// The common case by hand: go-digest checks the hex with a regular
-	// expression, which was most of a request's routing cost.
-	if hex, ok := strings.CutPrefix(s, "sha256:"); ok && len(hex) == 64 && isLowerHex(hex) {
-		return digest.Digest(s), nil
-	}
-	d, err := digest.Parse(s)
+	d, err := oci.ParseDigest(s)
 	if err != nil {
-		return "", httpx.Errorf(http.StatusBadRequest, httpx.CodeDigestInvalid, "invalid digest %q: %v", s, err)
+		return "", httpx.Errorf(http.StatusBadRequest, oci.CodeDigestInvalid, "invalid digest %s: %v", httpx.Quote(s), err)
 	}
 	return d, nil
 }
 
 func notFound(path string) error {
-	if len(path) > 256 {
-		path = path[:256] + "..."
-	}
-	return httpx.Errorf(http.StatusNotFound, httpx.CodeUnsupported, "no registry API endpoint at %q", path)
+	return httpx.Errorf(http.StatusNotFound, oci.CodeUnsupported, "no registry API endpoint at %s", httpx.Quote(path))
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/entrepot/entrepot/internal/httpx"
+	"github.com/entrepot/entrepot/internal/oci"
 )
 
 // The digests of "" under sha256 and sha512: valid, and easy to recognise.
@@ -156,89 +157,91 @@ func TestParseErrors(t *testing.T) {
 	}{
 		// Upstreams that are not configured.
 		{"ns unknown", "/v2/nginx/manifests/latest", "quay.io",
-			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "quay.io": ` + serves},
+			http.StatusNotFound, oci.CodeNameUnknown, `unknown upstream "quay.io": ` + serves},
 		{"ns unknown with a configured prefix in the repo", "/v2/org/ghcr.io/manifests/1", "quay.io",
-			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "quay.io": ` + serves},
+			http.StatusNotFound, oci.CodeNameUnknown, `unknown upstream "quay.io": ` + serves},
 		{"unconfigured host prefix", "/v2/evil.com/x/manifests/1", "",
-			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "evil.com": ` + serves},
+			http.StatusNotFound, oci.CodeNameUnknown, `unknown upstream "evil.com": ` + serves},
 		{"unconfigured host:port prefix", "/v2/evil:443/x/blobs/" + sha256Empty, "",
-			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "evil:443": ` + serves},
+			http.StatusNotFound, oci.CodeNameUnknown, `unknown upstream "evil:443": ` + serves},
 		{"unconfigured localhost prefix", "/v2/localhost/x/tags/list", "",
-			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "localhost": ` + serves},
+			http.StatusNotFound, oci.CodeNameUnknown, `unknown upstream "localhost": ` + serves},
 		{"uppercase host-like prefix is no host", "/v2/Evil.com/x/manifests/1", "",
-			http.StatusBadRequest, httpx.CodeNameInvalid, `invalid repository name "Evil.com/x"`},
+			http.StatusBadRequest, oci.CodeNameInvalid, `invalid repository name "Evil.com/x"`},
 		{"host, not name, as a prefix", "/v2/registry-1.docker.io/library/nginx/manifests/latest", "",
-			http.StatusNotFound, httpx.CodeNameUnknown, `unknown upstream "registry-1.docker.io": ` + serves},
+			http.StatusNotFound, oci.CodeNameUnknown, `unknown upstream "registry-1.docker.io": ` + serves},
 
 		// Digests.
-		{"short digest", "/v2/x/blobs/sha256:abc", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
-		{"md5 digest", "/v2/x/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"short digest", "/v2/x/blobs/sha256:abc", "", http.StatusBadRequest, oci.CodeDigestInvalid, ""},
+		{"md5 digest", "/v2/x/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", "", http.StatusBadRequest, oci.CodeDigestInvalid, ""},
 		{"uppercase hex", "/v2/x/blobs/" + strings.ToUpper(sha256Empty[:7]) + strings.ToUpper(sha256Empty[7:]), "",
-			http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+			http.StatusBadRequest, oci.CodeDigestInvalid, ""},
 		{"uppercase hex, lowercase algorithm", "/v2/x/blobs/sha256:" + strings.ToUpper(sha256Empty[7:]), "",
-			http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
-		{"sha256 of sha512 length", "/v2/x/blobs/sha256:" + sha512Empty[7:], "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
-		{"manifest short digest", "/v2/x/manifests/sha256:abc", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
-		{"referrers short digest", "/v2/x/referrers/sha256:abc", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
-		{"blob by tag", "/v2/x/blobs/latest", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
-		{"referrers by tag", "/v2/x/referrers/latest", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
-		{"blob without digest", "/v2/x/blobs/", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+			http.StatusBadRequest, oci.CodeDigestInvalid, ""},
+		{"sha256 of sha512 length", "/v2/x/blobs/sha256:" + sha512Empty[7:], "", http.StatusBadRequest, oci.CodeDigestInvalid, ""},
+		{"manifest short digest", "/v2/x/manifests/sha256:abc", "", http.StatusBadRequest, oci.CodeDigestInvalid, ""},
+		{"referrers short digest", "/v2/x/referrers/sha256:abc", "", http.StatusBadRequest, oci.CodeDigestInvalid, ""},
+		{"blob by tag", "/v2/x/blobs/latest", "", http.StatusBadRequest, oci.CodeDigestInvalid, ""},
+		{"referrers by tag", "/v2/x/referrers/latest", "", http.StatusBadRequest, oci.CodeDigestInvalid, ""},
+		{"blob without digest", "/v2/x/blobs/", "", http.StatusBadRequest, oci.CodeDigestInvalid, ""},
 
 		// Tags.
-		{"tag of 129 characters", "/v2/x/manifests/" + strings.Repeat("t", 129), "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"hidden tag", "/v2/x/manifests/.hidden", "", http.StatusBadRequest, httpx.CodeNameInvalid, `invalid tag ".hidden"`},
-		{"tag starting with a dash", "/v2/x/manifests/-x", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"tag with a plus", "/v2/x/manifests/a+b", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"empty tag", "/v2/x/manifests/", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"tag with a colon is a digest attempt", "/v2/x/manifests/a:b", "", http.StatusBadRequest, httpx.CodeDigestInvalid, ""},
+		{"tag of 129 characters", "/v2/x/manifests/" + strings.Repeat("t", 129), "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"hidden tag", "/v2/x/manifests/.hidden", "", http.StatusBadRequest, oci.CodeNameInvalid, `invalid tag ".hidden"`},
+		{"tag starting with a dash", "/v2/x/manifests/-x", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"tag with a plus", "/v2/x/manifests/a+b", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"empty tag", "/v2/x/manifests/", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"tag with a colon is a digest attempt", "/v2/x/manifests/a:b", "", http.StatusBadRequest, oci.CodeDigestInvalid, ""},
 
 		// Names.
-		{"uppercase name", "/v2/Nginx/manifests/latest", "", http.StatusBadRequest, httpx.CodeNameInvalid,
+		{"uppercase name", "/v2/Nginx/manifests/latest", "", http.StatusBadRequest, oci.CodeNameInvalid,
 			`invalid repository name "Nginx"`},
-		{"uppercase name after a prefix", "/v2/ghcr.io/Org/app/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"dot-dot component", "/v2/a/../b/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"empty component", "/v2/a//b/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"trailing slash", "/v2/a//manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"leading slash", "/v2//a/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"empty name", "/v2//manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"prefix only", "/v2/ghcr.io//manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"trailing separator", "/v2/a-/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"three underscores", "/v2/a___b/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"name of 256 characters", "/v2/" + strings.Repeat("a", 256) + "/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+		{"uppercase name after a prefix", "/v2/ghcr.io/Org/app/manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"dot-dot component", "/v2/a/../b/manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"empty component", "/v2/a//b/manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"trailing slash", "/v2/a//manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"leading slash", "/v2//a/manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"empty name", "/v2//manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"prefix only", "/v2/ghcr.io//manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"trailing separator", "/v2/a-/manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"three underscores", "/v2/a___b/manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"name of 256 characters", "/v2/" + strings.Repeat("a", 256) + "/manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
 		{"name of 256 characters after a prefix", "/v2/ghcr.io/" + strings.Repeat("a", 256) + "/manifests/1", "",
-			http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"bad name with ns", "/v2/a//b/tags/list", "ghcr.io", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"bad name on upload", "/v2/A/blobs/uploads/", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
+			http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"bad name with ns", "/v2/a//b/tags/list", "ghcr.io", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"bad name on upload", "/v2/A/blobs/uploads/", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
 
 		// Path traversal: the router decodes %2e%2e to "..", so both forms
 		// reach Parse as "..". A raw %2e is no valid name either.
-		{"traversal from the root", "/v2/../../etc/passwd/manifests/x", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"traversal from the root with ns", "/v2/../../etc/passwd/manifests/x", "ghcr.io", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"traversal after a prefix", "/v2/docker.io/../x/blobs/" + sha256Empty, "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"traversal out of a prefix", "/v2/ghcr.io/../../manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"undecoded %2e%2e", "/v2/docker.io/%2e%2e/x/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"dot component", "/v2/a/./b/manifests/1", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"dot-dot tag", "/v2/x/manifests/..", "", http.StatusBadRequest, httpx.CodeNameInvalid, ""},
-		{"traversal in the reference", "/v2/x/manifests/../../../etc/passwd", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"traversal in the digest", "/v2/x/blobs/sha256:../../../etc/passwd", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"traversal after uploads", "/v2/x/blobs/uploads/../../../y", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
+		{"traversal from the root", "/v2/../../etc/passwd/manifests/x", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"traversal from the root with ns", "/v2/../../etc/passwd/manifests/x", "ghcr.io", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"traversal after a prefix", "/v2/docker.io/../x/blobs/" + sha256Empty, "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"traversal out of a prefix", "/v2/ghcr.io/../../manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"undecoded %2e%2e", "/v2/docker.io/%2e%2e/x/manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"dot component", "/v2/a/./b/manifests/1", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"dot-dot tag", "/v2/x/manifests/..", "", http.StatusBadRequest, oci.CodeNameInvalid, ""},
+		{"traversal in the reference", "/v2/x/manifests/../../../etc/passwd", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"traversal in the digest", "/v2/x/blobs/sha256:../../../etc/passwd", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"traversal after uploads", "/v2/x/blobs/uploads/../../../y", "", http.StatusNotFound, oci.CodeUnsupported, ""},
 
 		// Not registry API endpoints that a cache serves.
-		{"catalog", "/v2/_catalog", "", http.StatusNotFound, httpx.CodeUnsupported, `no registry API endpoint at "_catalog"`},
-		{"v1", "/v1/x", "", http.StatusNotFound, httpx.CodeUnsupported, `no registry API endpoint at "/v1/x"`},
-		{"unknown endpoint", "/v2/x/foo/bar", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"root", "/", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"empty path", "", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"v2 with a suffix", "/v2x", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"name only", "/v2/x", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"manifests without reference", "/v2/x/manifests", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"tags without list", "/v2/x/tags", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"tags list with trailing slash", "/v2/x/tags/list/", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"uploads lookalike", "/v2/x/blobs/uploadsX/", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"upload without name", "/v2/blobs/uploads/", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"upload session with slashes", "/v2/x/blobs/uploads/a/b", "", http.StatusNotFound, httpx.CodeUnsupported, ""},
-		{"long path is cut in the message", "/v2/" + strings.Repeat("x", 300), "", http.StatusNotFound, httpx.CodeUnsupported,
-			`no registry API endpoint at "` + strings.Repeat("x", 256) + `..."`},
+		{"catalog", "/v2/_catalog", "", http.StatusNotFound, oci.CodeUnsupported, `no registry API endpoint at "_catalog"`},
+		{"v1", "/v1/x", "", http.StatusNotFound, oci.CodeUnsupported, `no registry API endpoint at "/v1/x"`},
+		{"unknown endpoint", "/v2/x/foo/bar", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"root", "/", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"empty path", "", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"v2 with a suffix", "/v2x", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"name only", "/v2/x", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"manifests without reference", "/v2/x/manifests", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"tags without list", "/v2/x/tags", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"tags list with trailing slash", "/v2/x/tags/list/", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"uploads lookalike", "/v2/x/blobs/uploadsX/", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"upload without name", "/v2/blobs/uploads/", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"upload session with slashes", "/v2/x/blobs/uploads/a/b", "", http.StatusNotFound, oci.CodeUnsupported, ""},
+		{"long path is cut in the message", "/v2/" + strings.Repeat("x", 400), "", http.StatusNotFound, oci.CodeUnsupported,
+			`no registry API endpoint at "` + strings.Repeat("x", 300) + `"...`},
+		{"long name is cut in the message", "/v2/" + strings.Repeat("X", 100000) + "/manifests/latest", "", http.StatusBadRequest, oci.CodeNameInvalid,
+			`invalid repository name "` + strings.Repeat("X", 300) + `"...`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := newTestTable().Parse(tc.path, tc.ns)
@@ -263,8 +266,8 @@ func TestParseNoDefault(t *testing.T) {
 	tab := NewTable(testUpstreams, "")
 	_, err := tab.Parse("/v2/nginx/manifests/latest", "")
 	var he *httpx.Error
-	if !errors.As(err, &he) || he.Status != http.StatusNotFound || he.Code != httpx.CodeNameUnknown {
-		t.Fatalf("Parse without a default = %v, want 404 %s", err, httpx.CodeNameUnknown)
+	if !errors.As(err, &he) || he.Status != http.StatusNotFound || he.Code != oci.CodeNameUnknown {
+		t.Fatalf("Parse without a default = %v, want 404 %s", err, oci.CodeNameUnknown)
 	}
 	if want := `unknown upstream "(default)": this cache serves docker.io, ghcr.io, localhost:5000`; he.Message != want {
 		t.Errorf("message = %q, want %q", he.Message, want)

@@ -23,7 +23,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/entrepot/entrepot/internal/config"
-	"github.com/entrepot/entrepot/internal/route"
+	"github.com/entrepot/entrepot/internal/oci"
 )
 
 // Defaults for the timeouts of config.Upstream, used when a field is zero.
@@ -131,7 +131,7 @@ func (c *Client) Host() string { return c.base.Host }
 // Do puts no overall deadline on the request: ctx bounds it, and the
 // transport's timeouts and the idle timeout bound each stage.
 func (c *Client) Do(ctx context.Context, method, repo, path string, query url.Values, header http.Header) (*http.Response, error) {
-	if !route.ValidName(repo) {
+	if !oci.ValidName(repo) {
 		return nil, fmt.Errorf("upstream %q: invalid repository name %q", c.name, repo)
 	}
 	if !validPath(path) {

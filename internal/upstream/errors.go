@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/entrepot/entrepot/internal/oci"
 )
 
 // maxErrorBody caps how much of an error response is read.
@@ -85,20 +87,20 @@ func (c *Client) transportError(err error) *Error {
 func (c *Client) statusError(resp *http.Response) *Error {
 	defer resp.Body.Close()
 	e := &Error{Upstream: c.name, Status: resp.StatusCode}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var oci struct {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var body struct {
 		Errors []struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"errors"`
 	}
-	if json.Unmarshal(body, &oci) == nil && len(oci.Errors) > 0 {
-		e.Code = clean(oci.Errors[0].Code)
-		e.Message = c.redact(clean(oci.Errors[0].Message))
+	if json.Unmarshal(raw, &body) == nil && len(body.Errors) > 0 {
+		e.Code = clean(body.Errors[0].Code)
+		e.Message = c.redact(clean(body.Errors[0].Message))
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		if e.Code == "" {
-			e.Code = "TOOMANYREQUESTS"
+			e.Code = oci.CodeTooManyRequests
 		}
 		e.RetryAfter = c.block(resp.Header)
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/entrepot/entrepot/internal/oci"
 )
 
 const (
@@ -34,7 +36,7 @@ func (c *Client) blockedError(until time.Time) *Error {
 	return &Error{
 		Upstream:   c.name,
 		Status:     http.StatusTooManyRequests,
-		Code:       "TOOMANYREQUESTS",
+		Code:       oci.CodeTooManyRequests,
 		Message:    "rate limited until " + until.UTC().Format(time.RFC3339),
 		RetryAfter: until,
 	}
