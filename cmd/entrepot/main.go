@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/entrepot/entrepot/internal/config"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/registry"
+	"github.com/entrepot/entrepot/internal/store"
 	"github.com/entrepot/entrepot/internal/store/fs"
 	"github.com/entrepot/entrepot/internal/upstream"
 )
@@ -47,7 +49,9 @@ func main() {
 		if err != nil {
 			fail(2, "entrepot: "+err.Error())
 		}
-		if err := serve(cfg); err != nil {
+		if err := serve(cfg); errors.Is(err, fs.ErrLocked) {
+			fail(2, "entrepot: "+err.Error())
+		} else if err != nil {
 			fail(1, "entrepot: "+err.Error())
 		}
 	case "version", "--version", "-v":
@@ -70,25 +74,28 @@ func serve(cfg *config.Config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	st, err := fs.New(cfg.Data)
+	dir, err := fs.New(cfg.Data)
 	if err != nil {
 		return err
 	}
+	defer dir.Close()
+	st := dir.Store()
 	fillCtx, cancelFills := context.WithCancel(context.Background())
 	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch}, log)
 	defer func() { cancelFills(); c.Close() }() // fills left behind remove their temporary files
-	var ups []*cache.Upstream
-	for _, u := range cfg.Upstreams {
-		ups = append(ups, &cache.Upstream{Client: upstream.New(u, nil, log), TTL: u.TTL})
+	ups := make([]*upstream.Client, len(cfg.Upstreams))
+	for i, u := range cfg.Upstreams {
+		ups[i] = upstream.New(u, nil, log)
 	}
+
 	srv := &http.Server{
-		Handler:           registry.New(c, ups, cfg.Default, log),
-		ConnContext:       httpx.ConnContext, // lets large blobs go out corked
+		Handler:           routes(registry.New(c, ups, cfg.Default, log), st, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: a large blob to a slow client takes as long
 		// as it takes.
 	}
+	httpx.Tune(srv)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
@@ -120,6 +127,45 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	return nil
+}
+
+// routes is the server's mux: health checks, and the registry API behind
+// the request pipeline.
+func routes(reg http.Handler, st store.Store, log *slog.Logger) http.Handler {
+	// Metrics and client authentication attach here, in this order.
+	metrics, auth := httpx.Middleware(httpx.Pass), httpx.Middleware(httpx.Pass)
+	api := httpx.Chain(reg, httpx.RequestID, httpx.AccessLog(log), metrics, auth)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := writable(r.Context(), st); err != nil {
+			log.Warn("not ready: store not writable", "err", err)
+			http.Error(w, "store not writable", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/", api) // the registry API answers every other path, with OCI errors
+	return mux
+}
+
+// writable checks that the store takes writes: a spool file and a record.
+func writable(ctx context.Context, st store.Store) error {
+	f, err := st.Spool.Create(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write([]byte("ready"))
+	if derr := f.Discard(); err == nil {
+		err = derr
+	}
+	if err != nil {
+		return err
+	}
+	return st.Records.Put(ctx, "readyz", []byte(time.Now().UTC().Format(time.RFC3339)))
 }
 
 // drainTimeout bounds how long shutdown waits for requests in progress.

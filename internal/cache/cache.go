@@ -1,63 +1,78 @@
 // Package cache is the fill-once pull-through cache: the one place that
 // decides whether a request is a hit, joins a fill under way, or starts one.
+// It is policy over two seams: a Source (the upstream registry, or any
+// stand-in that speaks the registry protocol) and a store.Store.
 //
-// Blobs are filled by streaming: the first request starts one upstream GET,
-// its bytes go to the store and to every client that asks meanwhile, and the
-// digest is verified before the blob becomes visible (fill.go, blob.go).
-// Manifests, tags, referrers and tag lists are small documents fetched once
-// per key through a singleflight group and revalidated per their upstream's
-// TTL, with stale-if-error (manifest.go, document.go).
+// Blobs are filled by streaming: the first request starts one fetch from
+// the source, its bytes go to the spool and to every client that asks
+// meanwhile, and the digest is verified before the blob is committed to the
+// store's content (fill.go, blob.go). Manifests, tags, referrers and tag
+// lists are small documents fetched once per key through a singleflight
+// group and revalidated per their source's TTL, with stale-if-error
+// (manifest.go, document.go).
 package cache
 
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/store"
-	"github.com/entrepot/entrepot/internal/upstream"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/singleflight"
 )
 
-// Upstream is an upstream registry as the cache sees it.
-type Upstream struct {
-	*upstream.Client
-	// TTL is how long a tag, a tag list or a referrers answer stays fresh.
-	TTL time.Duration
+// Source is a registry the cache fills from, at the level of the registry
+// protocol: *upstream.Client is one; a peer replica, a fallback mirror or a
+// test double can be another. Errors for which errors.Is(err,
+// oci.ErrNotFound) are definite answers; any other error is a failure,
+// which the cache covers with what it holds (stale-if-error).
+type Source interface {
+	// Name is the source's configured name, e.g. "docker.io".
+	Name() string
+	// TTL is how long a tag, a tag list or a referrers answer of the
+	// source stays fresh.
+	TTL() time.Duration
+	// Failing tells whether the source failed lately or refuses calls
+	// for now (a 429's Retry-After), so that a cached answer is served
+	// without asking it.
+	Failing() bool
+
+	// Resolve asks what a manifest reference (tag or digest) points to,
+	// without the body: Digest "" when the source did not say, MediaType
+	// "" when it did not say precisely, Size -1 when it did not say.
+	Resolve(ctx context.Context, repo, ref string) (oci.Descriptor, error)
+	// Manifest returns a manifest's body, unverified, and what the
+	// source said of it (as for Resolve).
+	Manifest(ctx context.Context, repo, ref string) ([]byte, oci.Descriptor, error)
+	// StatBlob returns the size of blob d.
+	StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error)
+	// OpenBlob returns blob d from offset off, unverified, and the length
+	// the reader will give (-1 when unknown).
+	OpenBlob(ctx context.Context, repo string, d digest.Digest, off int64) (io.ReadCloser, int64, error)
+	// Tags returns a page of a tag list (query holds n and last) and the
+	// Link to the next page as the source wrote it.
+	Tags(ctx context.Context, repo string, query url.Values) ([]byte, string, error)
+	// Referrers returns the referrers index of manifest d; an error that
+	// wraps oci.ErrUnsupported when the source lacks the referrers API.
+	Referrers(ctx context.Context, repo string, d digest.Digest) ([]byte, error)
 }
 
-// Errors the cache returns besides the upstream's and the store's.
-var (
-	// ErrDigestMismatch: an upstream sent bytes that do not hash to the
-	// digest asked for (or the one it announced). Nothing was stored.
-	ErrDigestMismatch = errors.New("upstream content does not match its digest")
-	// ErrTooLarge: an upstream document exceeds MaxDocumentSize.
-	ErrTooLarge = errors.New("upstream document too large")
-	// ErrBadUpstream: an upstream answer the cache cannot use (an index
-	// without manifests, a blob without a size).
-	ErrBadUpstream = errors.New("unusable upstream answer")
-	// ErrClosed: the cache is shutting down and starts no new fetches.
-	ErrClosed = errors.New("cache is shutting down")
-)
+// ErrClosed: the cache is shutting down and starts no new fetches.
+var ErrClosed = errors.New("cache is shutting down")
 
-// MaxDocumentSize bounds manifests, tag lists and referrers read from an
-// upstream (the OCI spec lets registries refuse manifests over 4 MiB).
-const MaxDocumentSize = 4 << 20
-
-// quietPeriod is how long a failing upstream is left alone while cached
-// answers cover for it.
-const quietPeriod = 10 * time.Second
-
-// documentTimeout bounds a fetch of a small document, beyond the upstream
-// client's own connect and header timeouts.
+// documentTimeout bounds a fetch of a small document, beyond the source's
+// own timeouts.
 const documentTimeout = 60 * time.Second
 
-// Cache serves blobs and manifests from the store, filling it from
-// upstreams on a miss.
+// Cache serves blobs and manifests from the store, filling it from sources
+// on a miss.
 type Cache struct {
 	store store.Store
 	log   *slog.Logger
@@ -68,18 +83,13 @@ type Cache struct {
 
 	// Stats counts what the cache decided; read them with Load.
 	Stats Stats
-	// prefetch bounds background fills per upstream; 0 turns them off.
-	prefetch int
+	// slots bounds, per source, the fills that leave room for prefetches.
+	slots *limiter
+	// prefetch is off when false.
+	prefetch bool
 
-	mu    sync.Mutex // protects fills and quiet
+	mu    sync.Mutex // protects fills
 	fills map[digest.Digest]*fill
-	// quiet holds, per upstream, until when cached answers are served
-	// without asking it again after a failure: during an outage each pull
-	// is answered at once instead of waiting for the upstream's timeout.
-	quiet map[string]time.Time
-
-	slotsMu sync.Mutex
-	slots   map[string]chan struct{} // per upstream: fills holding a prefetch slot
 
 	docs singleflight.Group // one fetch per manifest, tag or document key
 	memo *memo              // manifests and tag records in memory
@@ -100,7 +110,7 @@ type Stats struct {
 // Options are the cache's settings.
 type Options struct {
 	// Prefetch is how many blobs of a newly fetched image manifest are
-	// filled at once per upstream, in the background. 0: none.
+	// filled at once per source, in the background. 0: none.
 	Prefetch int
 }
 
@@ -115,11 +125,10 @@ func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cac
 		log:      log,
 		now:      time.Now,
 		ctx:      ctx,
-		prefetch: opt.Prefetch,
+		prefetch: opt.Prefetch > 0,
+		slots:    newLimiter(opt.Prefetch),
 		memo:     newMemo(memoBytes),
 		fills:    map[digest.Digest]*fill{},
-		quiet:    map[string]time.Time{},
-		slots:    map[string]chan struct{}{},
 	}
 }
 
@@ -169,32 +178,19 @@ func (c *Cache) Close() {
 	c.bg.Wait()
 }
 
-// staleOr serves a cached value when the upstream failed for any reason
-// but a definite "not found" (stale-if-error), logs that it did, and leaves
-// the upstream alone for the quiet period.
-func staleOr[T any](c *Cache, up *Upstream, cached *T, err error, what ...any) (*T, error) {
-	var ue *upstream.Error
-	if cached == nil || (errors.As(err, &ue) && ue.NotFound()) {
+// staleOr serves a cached value when the source failed for any reason but
+// a definite "not found" (stale-if-error), and logs that it did.
+func staleOr[T any](c *Cache, src Source, cached *T, err error, what ...any) (*T, error) {
+	if cached == nil || errors.Is(err, oci.ErrNotFound) {
 		return nil, err
 	}
-	c.mu.Lock()
-	c.quiet[up.Name()] = c.now().Add(quietPeriod)
-	c.mu.Unlock()
-	c.noteStale(append(what, "upstream", up.Name(), "err", err)...)
+	c.noteStale(append(what, "upstream", src.Name(), "err", err)...)
 	return cached, nil
 }
 
 // noteStale counts and logs a cached answer served in place of the
-// upstream's.
+// source's.
 func (c *Cache) noteStale(what ...any) {
 	c.Stats.StaleServed.Add(1)
 	c.log.Warn("upstream failed; serving cached copy", what...)
-}
-
-// isQuiet tells whether the upstream failed lately, so that a stale cached
-// answer is served without asking it.
-func (c *Cache) isQuiet(up *Upstream) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now().Before(c.quiet[up.Name()])
 }

@@ -5,55 +5,119 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/opencontainers/go-digest"
 )
 
-// Document is an upstream answer the cache keeps for a TTL: a tag list
+// Document is a source's answer the cache keeps for a TTL: a tag list
 // page or a referrers index.
 type Document struct {
-	Body        []byte    `json:"body"`
-	ContentType string    `json:"contentType"`
-	Link        string    `json:"link,omitempty"` // the next page, as the upstream wrote it
-	Checked     time.Time `json:"checked"`
+	Body    []byte    `json:"body"`
+	Link    string    `json:"link,omitempty"` // the next page, as the source wrote it
+	Checked time.Time `json:"checked"`
 }
 
 // Tags returns a page of repo's tag list; query holds n and last.
-func (c *Cache) Tags(ctx context.Context, up *Upstream, repo string, query url.Values) (*Document, error) {
+func (c *Cache) Tags(ctx context.Context, src Source, repo string, query url.Values) (*Document, error) {
 	sum := sha256.Sum256([]byte(query.Encode()))
-	key := repoKey(up.Name(), repo) + "/_taglists/" + hex.EncodeToString(sum[:8])
-	return c.document(ctx, up, repo, "tags/list", query, key)
+	key := repoKey(src.Name(), repo) + "/_taglists/" + hex.EncodeToString(sum[:8])
+	fetch := func(ctx context.Context) (*Document, error) {
+		body, link, err := src.Tags(ctx, repo, query)
+		if err != nil {
+			return nil, err
+		}
+		if !json.Valid(body) {
+			return nil, fmt.Errorf("%w: upstream %q: the tag list of %s is not JSON", oci.ErrInvalid, src.Name(), repo)
+		}
+		return &Document{Body: body, Link: link}, nil
+	}
+	return c.document(ctx, src, key, fetch, "repo", repo, "tags", query.Encode())
 }
 
-// Referrers returns the referrers index of manifest d, unfiltered.
-func (c *Cache) Referrers(ctx context.Context, up *Upstream, repo string, d digest.Digest) (*Document, error) {
-	key := repoKey(up.Name(), repo) + "/_referrers/" + string(d.Algorithm()) + "/" + d.Encoded()
-	return c.document(ctx, up, repo, "referrers/"+d.String(), nil, key)
+// Referrers returns the referrers index of manifest d, unfiltered. A
+// source without the referrers API gets the answer built as the
+// distribution spec tells clients to: from the index tagged <alg>-<hex>,
+// or an empty index when there is no such tag.
+func (c *Cache) Referrers(ctx context.Context, src Source, repo string, d digest.Digest) (*Document, error) {
+	key := repoKey(src.Name(), repo) + "/_referrers/" + string(d.Algorithm()) + "/" + d.Encoded()
+	fetch := func(ctx context.Context) (*Document, error) {
+		body, err := src.Referrers(ctx, repo, d)
+		if errors.Is(err, oci.ErrUnsupported) {
+			body, err = c.referrersByTag(ctx, src, repo, d)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !json.Valid(body) {
+			return nil, fmt.Errorf("%w: upstream %q: the referrers of %s are not JSON", oci.ErrInvalid, src.Name(), d)
+		}
+		return &Document{Body: body}, nil
+	}
+	return c.document(ctx, src, key, fetch, "repo", repo, "referrers", d)
 }
 
-// document returns the stored document while fresh; otherwise one GET,
-// shared by every client asking at once, with stale-if-error.
-func (c *Cache) document(ctx context.Context, up *Upstream, repo, path string, query url.Values, key string) (*Document, error) {
-	if doc, fresh := c.loadDocument(ctx, up, key); fresh {
+// emptyIndex is the referrers answer when nothing refers to a manifest.
+var emptyIndex = []byte(`{"schemaVersion":2,"mediaType":"` + oci.MediaTypeImageIndex + `","manifests":[]}`)
+
+// referrersByTag reads the referrers tag schema: the tag <alg>-<hex> is an
+// index of the manifests that refer to d. The tag is resolved with a HEAD
+// (which Docker Hub does not count); its index is fetched by digest, and
+// so only once.
+func (c *Cache) referrersByTag(ctx context.Context, src Source, repo string, d digest.Digest) ([]byte, error) {
+	tag := string(d.Algorithm()) + "-" + d.Encoded()
+	if !oci.ValidTag(tag) {
+		tag = tag[:128] // the spec truncates long digests so
+	}
+	desc, err := src.Resolve(ctx, repo, tag)
+	if errors.Is(err, oci.ErrNotFound) {
+		return emptyIndex, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	want := &Manifest{Digest: desc.Digest}
+	if desc.Digest == "" {
+		m, err := c.fetchManifest(ctx, src, repo, tag, "")
+		if err != nil {
+			return nil, err
+		}
+		want = m
+	}
+	m, err := c.manifestByDigest(ctx, src, repo, want, false)
+	if err != nil {
+		return nil, err
+	}
+	if !oci.IsIndex(m.MediaType) {
+		return nil, fmt.Errorf("%w: upstream %q: tag %s is a %s, not an index", oci.ErrInvalid, src.Name(), tag, m.MediaType)
+	}
+	return m.Body, nil
+}
+
+// document answers with the stored document under key while fresh, and
+// otherwise with one fetch, shared by every client asking at once, with
+// stale-if-error. what describes the document for the log.
+func (c *Cache) document(ctx context.Context, src Source, key string, fetch func(context.Context) (*Document, error), what ...any) (*Document, error) {
+	if doc, fresh := c.loadDocument(ctx, src, key); fresh {
 		return doc, nil
-	} else if doc != nil && c.isQuiet(up) {
-		c.noteStale("upstream", up.Name(), "repo", repo, "path", path, "err", "failing lately")
+	} else if doc != nil && src.Failing() {
+		c.noteStale(append(what, "upstream", src.Name(), "err", "failing lately")...)
 		return doc, nil
 	}
 	v, err := c.flight(ctx, key, func(ctx context.Context) (any, error) {
-		cached, fresh := c.loadDocument(ctx, up, key)
+		cached, fresh := c.loadDocument(ctx, src, key)
 		if fresh {
 			return cached, nil
 		}
-		doc, err := c.fetchDocument(ctx, up, repo, path, query)
+		doc, err := fetch(ctx)
 		if err != nil {
-			return staleOr(c, up, cached, err, "repo", repo, "path", path)
+			return staleOr(c, src, cached, err, what...)
 		}
+		doc.Checked = c.now()
 		return doc, c.putJSON(ctx, key, doc)
 	})
 	if err != nil {
@@ -64,52 +128,28 @@ func (c *Cache) document(ctx context.Context, up *Upstream, repo, path string, q
 
 // loadDocument returns a stored document, if any, and whether it is within
 // its TTL.
-func (c *Cache) loadDocument(ctx context.Context, up *Upstream, key string) (doc *Document, fresh bool) {
+func (c *Cache) loadDocument(ctx context.Context, src Source, key string) (doc *Document, fresh bool) {
 	doc = new(Document)
 	if err := c.getJSON(ctx, key, doc); err != nil {
 		return nil, false
 	}
-	return doc, c.now().Sub(doc.Checked) < up.TTL
-}
-
-func (c *Cache) fetchDocument(ctx context.Context, up *Upstream, repo, path string, query url.Values) (*Document, error) {
-	resp, err := up.Do(ctx, http.MethodGet, repo, path, query, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxDocumentSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("upstream %q: reading %s: %w", up.Name(), path, err)
-	}
-	if len(body) > MaxDocumentSize {
-		return nil, fmt.Errorf("%w: upstream %q: %s is over %d bytes", ErrTooLarge, up.Name(), path, MaxDocumentSize)
-	}
-	if !json.Valid(body) {
-		return nil, fmt.Errorf("%w: upstream %q: %s is not JSON", ErrBadUpstream, up.Name(), path)
-	}
-	return &Document{
-		Body:        body,
-		ContentType: resp.Header.Get("Content-Type"),
-		Link:        resp.Header.Get("Link"),
-		Checked:     c.now(),
-	}, nil
+	return doc, c.now().Sub(doc.Checked) < src.TTL()
 }
 
 // Record keys. Repository names and tags are validated by package route;
 // "_tags" and the like cannot be repository components (those start with a
 // letter or digit), so a repository's records never collide with a deeper
 // repository's.
-func repoKey(upstream, repo string) string { return "repos/" + upstream + "/" + repo }
+func repoKey(source, repo string) string { return "repos/" + source + "/" + repo }
 
-func tagKey(upstream, repo, tag string) string { return repoKey(upstream, repo) + "/_tags/" + tag }
+func tagKey(source, repo, tag string) string { return repoKey(source, repo) + "/_tags/" + tag }
 
 func manifestKey(d digest.Digest) string {
 	return "manifests/" + string(d.Algorithm()) + "/" + d.Encoded()
 }
 
 func (c *Cache) getJSON(ctx context.Context, key string, v any) error {
-	b, err := c.store.Get(ctx, key)
+	b, err := c.store.Records.Get(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -121,5 +161,5 @@ func (c *Cache) putJSON(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	return c.store.Put(ctx, key, b)
+	return c.store.Records.Put(ctx, key, b)
 }

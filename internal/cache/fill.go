@@ -2,32 +2,36 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
+	"time"
 
+	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/store"
 	"github.com/opencontainers/go-digest"
 )
 
-// fill is one upstream download of a blob, shared by every client that asks
-// for the blob while it runs.
+// A fill is one download of a blob from a source, shared by every client
+// that asks for the blob while it runs. It reads top to bottom in this
+// file: runFill looks again, download reads, writes and hashes, verify
+// checks the digest, finish commits or discards, and copyRange streams the
+// fill to each of its readers as the bytes arrive.
 type fill struct {
 	digest digest.Digest
-	// upstream and repo are where this fill downloads from. A client of
+	// source and repo are where this fill downloads from. A client of
 	// another repository joins it, but does not take its failure as its
 	// own (that repository may answer 404 where the client's would not).
-	upstream, repo string
-	// ready is closed once the upstream has answered (size is set) or the
+	source, repo string
+	// ready is closed once the source has answered (size is set) or the
 	// fill has failed (err is set).
 	ready chan struct{}
-	size  int64 // -1 when the upstream did not say
-	// ended is closed when the fill has committed or failed.
-	ended chan struct{}
+	size  int64 // -1 when the source did not say
 
-	// mu protects the fields below. Readers hold it shared while they read
-	// back from w; the fill's end swaps w out under it.
+	// mu protects the fields below. Readers hold it shared while they
+	// look at the state; the fill's end swaps w out under it.
 	mu       sync.RWMutex
-	w        store.Writer
+	w        store.SpoolFile
 	written  int64
 	verified bool  // every byte arrived and matches the digest
 	done     bool  // committed: the store serves the blob from now on
@@ -35,72 +39,122 @@ type fill struct {
 	changed  chan struct{}
 }
 
-func newFill(d digest.Digest, upstream, repo string) *fill {
-	return &fill{digest: d, upstream: upstream, repo: repo, ready: make(chan struct{}), ended: make(chan struct{}), size: -1, changed: make(chan struct{})}
+func newFill(d digest.Digest, source, repo string) *fill {
+	return &fill{digest: d, source: source, repo: repo, ready: make(chan struct{}), size: -1, changed: make(chan struct{})}
 }
 
-// notify wakes every reader waiting for a change. Called with mu held.
-func (f *fill) notify() {
-	close(f.changed)
-	f.changed = make(chan struct{})
+// runFill downloads blob d once for everyone, under the cache's context,
+// and commits it or fails.
+func (c *Cache) runFill(src Source, f *fill) {
+	defer func() {
+		c.mu.Lock()
+		if c.fills[f.digest] == f {
+			delete(c.fills, f.digest)
+		}
+		c.mu.Unlock()
+	}()
+	// Look again: another fill may have committed between the caller's
+	// miss and the start of this one.
+	if size, err := c.store.Content.Stat(c.ctx, f.digest); err == nil {
+		f.stored(size)
+		return
+	}
+	c.Stats.BlobFills.Add(1)
+	if err := f.finish(c.ctx, c.store.Content, c.download(src, f)); err != nil {
+		c.Stats.BlobFillErrors.Add(1)
+		c.log.Warn("blob fill failed", "upstream", src.Name(), "repo", f.repo, "digest", f.digest, "err", err)
+	}
 }
 
-// start records the upstream's answer and lets waiting clients begin.
-func (f *fill) start(w store.Writer, size int64) {
-	f.mu.Lock()
-	f.w, f.size = w, size
-	f.mu.Unlock()
-	close(f.ready)
+// download streams the source's body into a spool file, hashing it in
+// parallel (pipeHash), and returns nil only if every byte arrived and the
+// digest matches.
+func (c *Cache) download(src Source, f *fill) error {
+	body, size, err := src.OpenBlob(c.ctx, f.repo, f.digest, 0)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	w, err := c.store.Spool.Create(c.ctx)
+	if err != nil {
+		return err
+	}
+	f.start(w, size)
+
+	h := newPipeHash(f.digest.Algorithm().Hash())
+	defer h.close()
+	var written int64
+	for {
+		buf := h.buffer()
+		n, rerr := readChunk(body, *buf, written)
+		var werr error
+		if n > 0 {
+			_, werr = w.Write((*buf)[:n])
+		}
+		h.write(buf, n) // every buffer goes back, even on failure
+		if werr != nil {
+			return werr
+		}
+		if n > 0 {
+			written = f.advance(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("upstream %q: reading blob %s: %w", src.Name(), f.digest, rerr)
+		}
+	}
+	if got := digest.NewDigest(f.digest.Algorithm(), h.sum()); got != f.digest {
+		return fmt.Errorf("%w: upstream %q sent %s for blob %s", oci.ErrDigestMismatch, src.Name(), got, f.digest)
+	}
+	f.verify()
+	return nil
 }
 
-// stored ends a fill that found the blob already stored.
-func (f *fill) stored(size int64) {
-	f.mu.Lock()
-	f.size, f.done = size, true
-	f.notify()
-	f.mu.Unlock()
-	close(f.ready)
-	close(f.ended)
+// readChunk reads a fill's next chunk into buf, written bytes into the
+// blob. The first chunk is whatever the source has sent, so that clients
+// get their first bytes at once; each one after it runs to the next
+// multiple of len(buf) in the blob, unless it has taken chunkWait already.
+// The page cache keeps a file in folios as large as the writes that made
+// it, and sendfile serves large folios faster (bench/README.md). Read
+// errors come back as the reader gave them.
+func readChunk(r io.Reader, buf []byte, written int64) (int, error) {
+	if written == 0 {
+		return r.Read(buf)
+	}
+	want := len(buf) - int(written%int64(len(buf)))
+	start := time.Now()
+	n := 0
+	for n < want && time.Since(start) < chunkWait {
+		m, err := r.Read(buf[n:want])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
-// advance records n more bytes written and returns how many there are now.
-func (f *fill) advance(n int) int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.written += int64(n)
-	f.notify()
-	return f.written
-}
+// chunkWait bounds how long a fill holds bytes back to make up a whole
+// chunk: from a slow source, the clients sharing the fill get what has
+// arrived at least this often. A source of 5 MB/s or more fills a chunk
+// sooner.
+const chunkWait = 50 * time.Millisecond
 
-// verify marks the bytes written as checked against the digest: clients get
-// the last bytes now rather than after the commit's sync.
-func (f *fill) verify() {
-	f.mu.Lock()
-	f.verified = true
-	f.notify()
-	f.mu.Unlock()
-}
-
-// failed tells whether the fill has ended in failure.
-func (f *fill) failed() bool {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.err != nil
-}
-
-// finish ends the fill: commit the verified blob, or cancel it on err.
+// finish ends the fill: commit the verified blob, or discard it on err.
 // Commit (a sync, for a large blob slow) runs without the lock, so that
 // readers, HEADs and joiners go on meanwhile; a reader whose read fails
-// because the writer closed waits for the outcome announced here.
-func (f *fill) finish(ctx context.Context, err error) error {
+// because the spool file moved waits for the outcome announced here.
+func (f *fill) finish(ctx context.Context, content store.Content, err error) error {
 	f.mu.RLock()
 	w := f.w
 	f.mu.RUnlock()
 	switch {
 	case w != nil && err == nil:
-		err = w.Commit(ctx, f.digest)
+		err = content.Commit(ctx, f.digest, w)
 	case w != nil:
-		w.Cancel()
+		w.Discard()
 	}
 	f.mu.Lock()
 	f.w = nil
@@ -109,10 +163,9 @@ func (f *fill) finish(ctx context.Context, err error) error {
 	f.mu.Unlock()
 	select {
 	case <-f.ready:
-	default: // failed before the upstream answered
+	default: // failed before the source answered
 		close(f.ready)
 	}
-	close(f.ended)
 	return err
 }
 
@@ -141,11 +194,11 @@ func (f *fill) waitFirstByte(ctx context.Context) error {
 // response's last byte, so that a client never receives a complete response
 // of unverified bytes: if verification fails, the response is cut short.
 //
-// Each client reads the fill's file through a reader of its own, so that
+// Each client reads the spool file through a reader of its own, so that
 // the bytes go from the page cache to its socket with sendfile, and reads
 // on through the same reader once the blob is committed.
-func (f *fill) copyRange(ctx context.Context, s store.Store, dst io.Writer, off, end int64) error {
-	var r io.ReadSeekCloser
+func (f *fill) copyRange(ctx context.Context, content store.Content, dst io.Writer, off, end int64) error {
+	var r io.ReadCloser
 	defer func() {
 		if r != nil {
 			r.Close()
@@ -159,7 +212,7 @@ func (f *fill) copyRange(ctx context.Context, s store.Store, dst io.Writer, off,
 		case err != nil:
 			return err
 		case done && r == nil:
-			return copyStored(ctx, s, f.digest, dst, off, end)
+			return copyStored(ctx, content, f.digest, dst, off, end)
 		}
 		limit := written
 		if end >= 0 {
@@ -171,15 +224,15 @@ func (f *fill) copyRange(ctx context.Context, s store.Store, dst io.Writer, off,
 		if !verified {
 			limit-- // held back until verified
 		}
-		if off < limit && r == nil {
+		if off < limit && r == nil && w != nil {
 			// Fails only in the instant between the commit's rename
 			// and done: wait for done, and serve from the store.
-			if rd, err := w.Reader(); err == nil {
+			if rd, err := w.Reader(off); err == nil {
 				r = rd
 			}
 		}
 		if off < limit && r != nil {
-			if err := copySection(dst, r, off, limit, -1); err != nil {
+			if err := copyN(dst, r, limit-off); err != nil {
 				return err
 			}
 			off = limit
@@ -195,39 +248,76 @@ func (f *fill) copyRange(ctx context.Context, s store.Store, dst io.Writer, off,
 }
 
 // copyStored writes bytes [off, end) of a stored blob to dst.
-func copyStored(ctx context.Context, s store.Store, d digest.Digest, dst io.Writer, off, end int64) error {
-	r, size, err := s.Open(ctx, d)
+func copyStored(ctx context.Context, content store.Content, d digest.Digest, dst io.Writer, off, end int64) error {
+	r, size, err := content.Open(ctx, d, off)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	return copySection(dst, r, off, end, size)
-}
-
-// sendChunk bounds each sendfile call, as nginx's sendfile_max_chunk does.
-// Go's sendfile asks for everything that is left in one call; on loopback,
-// 2 MiB calls serve a large blob to one client about 15 % faster.
-const sendChunk = 2 << 20
-
-// copySection writes bytes [off, end) of r to dst (end < 0: to size). With
-// an *os.File source and an http.ResponseWriter destination, every chunk
-// goes out with sendfile.
-func copySection(dst io.Writer, r io.ReadSeeker, off, end, size int64) error {
 	if end < 0 {
 		end = size
 	}
-	if _, err := r.Seek(off, io.SeekStart); err != nil {
-		return err
+	return copyN(dst, r, end-off)
+}
+
+// The fill's state changes, each under mu, each waking the readers.
+
+// notify wakes every reader waiting for a change. Called with mu held.
+func (f *fill) notify() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// start records the source's answer and lets waiting clients begin.
+func (f *fill) start(w store.SpoolFile, size int64) {
+	f.mu.Lock()
+	f.w, f.size = w, size
+	f.mu.Unlock()
+	close(f.ready)
+}
+
+// stored ends a fill that found the blob already stored.
+func (f *fill) stored(size int64) {
+	f.mu.Lock()
+	f.size, f.done = size, true
+	f.notify()
+	f.mu.Unlock()
+	close(f.ready)
+}
+
+// advance records n more bytes written and returns how many there are now.
+func (f *fill) advance(n int) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.written += int64(n)
+	f.notify()
+	return f.written
+}
+
+// verify marks the bytes written as checked against the digest: clients get
+// the last bytes now rather than after the commit's sync.
+func (f *fill) verify() {
+	f.mu.Lock()
+	f.verified = true
+	f.notify()
+	f.mu.Unlock()
+}
+
+// failed tells whether the fill has ended in failure.
+func (f *fill) failed() bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.err != nil
+}
+
+// knownSize returns the blob's size once the source has told it.
+func (f *fill) knownSize() (int64, bool) {
+	select {
+	case <-f.ready:
+	default:
+		return 0, false
 	}
-	for off < end {
-		n, err := io.Copy(dst, io.LimitReader(r, min(end-off, sendChunk)))
-		off += n
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return io.ErrUnexpectedEOF
-		}
-	}
-	return nil
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.size, f.err == nil && f.size >= 0
 }

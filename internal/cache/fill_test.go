@@ -4,78 +4,70 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/entrepot/entrepot/internal/cache"
-	"github.com/entrepot/entrepot/internal/config"
 	"github.com/entrepot/entrepot/internal/store"
 	"github.com/entrepot/entrepot/internal/store/fs"
-	"github.com/entrepot/entrepot/internal/upstream"
 	"github.com/opencontainers/go-digest"
 )
 
-// fullDisk is the filesystem store on a disk that fills up: a blob's
-// writes fail with ENOSPC after limit bytes.
+// fullDisk is a spool on a disk that fills up: a file's writes fail with
+// ENOSPC after limit bytes.
 type fullDisk struct {
-	store.Store
+	store.Spool
 	limit int
 }
 
-func (s fullDisk) Create(ctx context.Context) (store.Writer, error) {
-	w, err := s.Store.Create(ctx)
+func (s fullDisk) Create(ctx context.Context) (store.SpoolFile, error) {
+	f, err := s.Spool.Create(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &fullWriter{Writer: w, left: s.limit}, nil
+	return &fullFile{SpoolFile: f, left: s.limit}, nil
 }
 
-type fullWriter struct {
-	store.Writer
+type fullFile struct {
+	store.SpoolFile
 	left int
 }
 
-func (w *fullWriter) Write(p []byte) (int, error) {
-	if len(p) > w.left {
+func (f *fullFile) Write(p []byte) (int, error) {
+	if len(p) > f.left {
 		return 0, syscall.ENOSPC
 	}
-	w.left -= len(p)
-	return w.Writer.Write(p)
+	f.left -= len(p)
+	return f.SpoolFile.Write(p)
 }
 
-// A store that fails mid-fill ends the fill with the error: its clients
-// get the failure rather than waiting forever, the temporary file is
-// removed, the cache closes, and the next request fills again.
-func TestStoreFailingMidFill(t *testing.T) {
+// A spool that fails mid-fill ends the fill with the error: its clients
+// get the failure rather than waiting forever, the spool file is removed,
+// the cache closes, and the next request fills again.
+func TestSpoolFailingMidFill(t *testing.T) {
 	blob := make([]byte, 4<<20)
 	rand.Read(blob)
-	d := digest.FromBytes(blob)
-	up := origin(t, blob, []byte("{}"))
-	dir := t.TempDir()
-	fsStore, err := fs.New(dir)
+	src := newSource()
+	d := src.addBlob(blob)
+	root := t.TempDir()
+	dir, err := fs.New(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := cache.New(context.Background(), fullDisk{fsStore, 1 << 20}, cache.Options{}, slog.New(slog.DiscardHandler))
+	defer dir.Close()
+	full := dir.Store()
+	full.Spool = fullDisk{full.Spool, 1 << 20}
+	c := cache.New(context.Background(), full, cache.Options{}, slog.New(slog.DiscardHandler))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if b, err := c.Blob(ctx, up, "library/x", d); err == nil {
-		err = b.Copy(ctx, io.Discard, 0, -1)
-		b.Close()
-		if err == nil || ctx.Err() != nil {
-			t.Fatalf("copy of a blob whose store is full: %v (context: %v), want the store's error", err, ctx.Err())
-		}
+	if _, err := readBlob(t, c, src, d); err == nil {
+		t.Fatal("copy of a blob whose spool is full succeeded, want the store's error")
 	}
 	closed := make(chan struct{})
 	go func() { c.Close(); close(closed) }()
@@ -84,7 +76,7 @@ func TestStoreFailingMidFill(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return: the failed fill never ended")
 	}
-	if tmp, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmp) != 0 {
+	if tmp, _ := os.ReadDir(filepath.Join(root, "tmp")); len(tmp) != 0 {
 		t.Fatalf("temporary files left: %v", tmp)
 	}
 	if n := c.Stats.BlobFillErrors.Load(); n != 1 {
@@ -92,125 +84,117 @@ func TestStoreFailingMidFill(t *testing.T) {
 	}
 
 	// Space again: the next request fills and serves the blob.
-	c = cache.New(context.Background(), fsStore, cache.Options{}, slog.New(slog.DiscardHandler))
-	defer c.Close()
-	b, err := c.Blob(ctx, up, "library/x", d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	var got bytes.Buffer
-	if err := b.Copy(ctx, &got, 0, -1); err != nil || !bytes.Equal(got.Bytes(), blob) {
-		t.Fatalf("after the failure: %d bytes, %v", got.Len(), err)
+	c = newTestCache(t, dir.Store(), cache.Options{})
+	if got, err := readBlob(t, c, src, d); err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("after the failure: %d bytes, %v", len(got), err)
 	}
 }
 
-// writeLog is the filesystem store, recording the size of every write.
-type writeLog struct {
-	store.Store
+// spoolLog is a spool recording the size of every write.
+type spoolLog struct {
+	store.Spool
 	mu     sync.Mutex
 	writes []int
 }
 
-func (s *writeLog) Create(ctx context.Context) (store.Writer, error) {
-	w, err := s.Store.Create(ctx)
+func (s *spoolLog) Create(ctx context.Context) (store.SpoolFile, error) {
+	f, err := s.Spool.Create(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return loggedWriter{w, s}, nil
+	return loggedFile{f, s}, nil
 }
 
-type loggedWriter struct {
-	store.Writer
-	log *writeLog
+type loggedFile struct {
+	store.SpoolFile
+	log *spoolLog
 }
 
-func (w loggedWriter) Write(p []byte) (int, error) {
-	w.log.mu.Lock()
-	w.log.writes = append(w.log.writes, len(p))
-	w.log.mu.Unlock()
-	return w.Writer.Write(p)
+func (f loggedFile) Write(p []byte) (int, error) {
+	f.log.mu.Lock()
+	f.log.writes = append(f.log.writes, len(p))
+	f.log.mu.Unlock()
+	return f.SpoolFile.Write(p)
 }
 
-// A fill passes the upstream's first bytes on at once, and stores the rest
-// in whole chunks aligned in the blob, however small the pieces the
-// upstream sends: the page cache then holds the blob in large folios.
+// A fill passes the source's first bytes on at once, and stores the rest
+// in whole chunks aligned in the blob, however small the pieces the source
+// sends: the page cache then holds the blob in large folios. The test runs
+// in a synctest bubble, where the clock stands still while goroutines
+// run, so the early cut of a slow chunk (chunkWait) cannot fire however
+// slowly the machine runs the test.
 func TestFillStreamsAndStoresWholeChunks(t *testing.T) {
-	blob := make([]byte, 3*cache.BufSize+1000)
-	rand.Read(blob)
-	d := digest.FromBytes(blob)
-	const first = 1000
-	release := make(chan struct{})
-	var released sync.Once
-	defer released.Do(func() { close(release) }) // on failure, lets the upstream finish
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(len(blob)))
-		w.Write(blob[:first])
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
+	synctest.Test(t, func(t *testing.T) {
+		blob := make([]byte, 3*cache.BufSize+1000)
+		rand.Read(blob)
+		const first = 1000
+		release := make(chan struct{})
+		src := newSource()
+		d := src.addBlob(blob)
+		src.openBlob = func(digest.Digest) io.ReadCloser {
+			pr, pw := io.Pipe()
+			go func() {
+				pw.Write(blob[:first])
+				<-release
+				for rest := blob[first:]; len(rest) > 0; {
+					n := min(len(rest), 777)
+					pw.Write(rest[:n])
+					rest = rest[n:]
+				}
+				pw.Close()
+			}()
+			return pr
 		}
-		for rest := blob[first:]; len(rest) > 0; {
-			n := min(len(rest), 777)
-			w.Write(rest[:n])
-			w.(http.Flusher).Flush()
-			rest = rest[n:]
+		dir, err := fs.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}))
-	defer srv.Close()
-	u, _ := url.Parse(srv.URL)
-	up := &cache.Upstream{Client: upstream.New(config.Upstream{Name: "docker.io", URL: u}, nil, nil)}
-	fsStore, err := fs.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &writeLog{Store: fsStore}
-	fillCtx, cancelFill := context.WithCancel(context.Background())
-	c := cache.New(fillCtx, log, cache.Options{}, slog.New(slog.DiscardHandler))
-	defer func() { cancelFill(); c.Close() }() // on failure, ends the fill at once
+		defer dir.Close()
+		st := dir.Store()
+		log := &spoolLog{Spool: st.Spool}
+		st.Spool = log
+		c := cache.New(context.Background(), st, cache.Options{}, slog.New(slog.DiscardHandler))
+		defer c.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := c.Blob(ctx, up, "library/x", d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	pr, pw := io.Pipe()
-	defer pr.Close()
-	copied := make(chan error, 1)
-	go func() { err := b.Copy(ctx, pw, 0, -1); pw.CloseWithError(err); copied <- err }()
-
-	// The client gets bytes while the upstream holds back the rest.
-	buf := make([]byte, len(blob))
-	n, err := pr.Read(buf)
-	if err != nil || n == 0 || !bytes.Equal(buf[:n], blob[:n]) {
-		t.Fatalf("first read while the upstream waits: %d bytes, %v", n, err)
-	}
-	released.Do(func() { close(release) })
-	rest, err := io.ReadAll(pr)
-	if err != nil || !bytes.Equal(append(buf[:n], rest...), blob) {
-		t.Fatalf("whole blob: %d bytes, %v", n+len(rest), err)
-	}
-	if err := <-copied; err != nil {
-		t.Fatal(err)
-	}
-
-	log.mu.Lock()
-	defer log.mu.Unlock()
-	var off int
-	for i, w := range log.writes {
-		off += w
-		if i == 0 && w > first {
-			t.Errorf("first write %d bytes, before the upstream sent more than %d", w, first)
+		ctx := context.Background()
+		b, err := c.Blob(ctx, src, "library/x", d)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if i > 0 && i < len(log.writes)-1 && off%cache.BufSize != 0 {
-			t.Errorf("write %d of %v ends at %d, not on a multiple of %d", i, log.writes, off, cache.BufSize)
+		defer b.Close()
+		pr, pw := io.Pipe()
+		copied := make(chan error, 1)
+		go func() { err := b.Copy(ctx, pw, 0, -1); pw.CloseWithError(err); copied <- err }()
+
+		// The client gets bytes while the source holds back the rest.
+		buf := make([]byte, len(blob))
+		n, err := pr.Read(buf)
+		if err != nil || n == 0 || !bytes.Equal(buf[:n], blob[:n]) {
+			t.Fatalf("first read while the source waits: %d bytes, %v", n, err)
 		}
-	}
-	if off != len(blob) || len(log.writes) != 5 {
-		t.Errorf("writes %v: %d bytes in %d writes, want %d in 5", log.writes, off, len(log.writes), len(blob))
-	}
+		close(release)
+		rest, err := io.ReadAll(pr)
+		if err != nil || !bytes.Equal(append(buf[:n], rest...), blob) {
+			t.Fatalf("whole blob: %d bytes, %v", n+len(rest), err)
+		}
+		if err := <-copied; err != nil {
+			t.Fatal(err)
+		}
+
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		var off int
+		for i, w := range log.writes {
+			off += w
+			if i == 0 && w > first {
+				t.Errorf("first write %d bytes, before the source sent more than %d", w, first)
+			}
+			if i > 0 && i < len(log.writes)-1 && off%cache.BufSize != 0 {
+				t.Errorf("write %d of %v ends at %d, not on a multiple of %d", i, log.writes, off, cache.BufSize)
+			}
+		}
+		if off != len(blob) || len(log.writes) != 5 {
+			t.Errorf("writes %v: %d bytes in %d writes, want %d in 5", log.writes, off, len(log.writes), len(blob))
+		}
+	})
 }

@@ -6,19 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net/http"
 	"time"
 
 	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/store"
-	"github.com/entrepot/entrepot/internal/upstream"
 	"github.com/opencontainers/go-digest"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
-
-// acceptAll asks an upstream for every manifest type.
-var acceptAll = http.Header{"Accept": oci.ManifestMediaTypes}
 
 // Manifest is a manifest ready to serve.
 type Manifest struct {
@@ -27,7 +20,7 @@ type Manifest struct {
 	Size      int64         `json:"size"`
 	// Body is nil when only the headers were asked for (HEAD).
 	Body []byte `json:"-"`
-	// fetched: the body came from the upstream just now, not the store.
+	// fetched: the body came from the source just now, not the store.
 	fetched bool
 }
 
@@ -42,7 +35,7 @@ type tagRecord struct {
 
 // ManifestRequest asks for a manifest by tag or by digest.
 type ManifestRequest struct {
-	Up     *Upstream
+	Source Source
 	Repo   string
 	Tag    string        // or
 	Digest digest.Digest // exactly one is set
@@ -54,24 +47,24 @@ type ManifestRequest struct {
 }
 
 // Manifest returns the manifest a request names. A digest is immutable:
-// when stored, it costs no upstream request. A tag is revalidated with a
-// HEAD at most once per TTL; a GET goes upstream only for content that is
-// not stored.
+// when stored, it costs no source request. A tag is revalidated with a
+// HEAD at most once per TTL; a GET goes to the source only for content
+// that is not stored.
 func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, error) {
 	if q.Tag == "" {
 		return c.negotiate(ctx, q, &Manifest{Digest: q.Digest})
 	}
-	rec, err := c.resolveTag(ctx, q.Up, q.Repo, q.Tag)
+	rec, err := c.resolveTag(ctx, q.Source, q.Repo, q.Tag)
 	if err != nil {
 		return nil, err
 	}
 	m, err := c.negotiate(ctx, q, &rec.Manifest)
-	if err != nil && rec.Previous != "" && !isNotFound(err) {
+	if err != nil && rec.Previous != "" && !errors.Is(err, oci.ErrNotFound) {
 		// The tag moved, but its new content cannot be fetched now: what
 		// it pointed to before is still a good answer.
 		if prev, perr := c.storedManifest(ctx, rec.Previous, true); perr == nil {
 			if m, perr := c.negotiate(ctx, q, prev); perr == nil {
-				c.noteStale("upstream", q.Up.Name(), "repo", q.Repo, "tag", q.Tag, "served", rec.Previous, "err", err)
+				c.noteStale("upstream", q.Source.Name(), "repo", q.Repo, "tag", q.Tag, "served", rec.Previous, "err", err)
 				return m, nil
 			}
 		}
@@ -83,7 +76,7 @@ func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, err
 // when it is an index the client does not accept, its linux/amd64 manifest.
 func (c *Cache) negotiate(ctx context.Context, q ManifestRequest, want *Manifest) (*Manifest, error) {
 	if oci.IsIndex(want.MediaType) && q.Accepts != nil && !q.Accepts(want.MediaType) {
-		index, err := c.manifestByDigest(ctx, q.Up, q.Repo, want, false)
+		index, err := c.manifestByDigest(ctx, q.Source, q.Repo, want, false)
 		if err != nil {
 			return nil, err
 		}
@@ -93,21 +86,16 @@ func (c *Cache) negotiate(ctx context.Context, q ManifestRequest, want *Manifest
 		}
 		want = &Manifest{Digest: child}
 	}
-	m, err := c.manifestByDigest(ctx, q.Up, q.Repo, want, q.Head)
+	m, err := c.manifestByDigest(ctx, q.Source, q.Repo, want, q.Head)
 	if err == nil && m.fetched && !q.Head && !oci.IsIndex(m.MediaType) {
-		c.prefetchBlobs(q.Up, q.Repo, m.Body)
+		c.prefetchBlobs(q.Source, q.Repo, m.Body)
 	}
 	return m, err
 }
 
-func isNotFound(err error) bool {
-	var ue *upstream.Error
-	return errors.As(err, &ue) && ue.NotFound()
-}
-
 // manifestByDigest returns manifest want.Digest: stored, or fetched by
 // digest. For a HEAD, a known type and size (from a tag's HEAD) suffice.
-func (c *Cache) manifestByDigest(ctx context.Context, up *Upstream, repo string, want *Manifest, head bool) (*Manifest, error) {
+func (c *Cache) manifestByDigest(ctx context.Context, src Source, repo string, want *Manifest, head bool) (*Manifest, error) {
 	m, err := c.storedManifest(ctx, want.Digest, head)
 	if err == nil {
 		c.Stats.ManifestHits.Add(1)
@@ -120,13 +108,13 @@ func (c *Cache) manifestByDigest(ctx context.Context, up *Upstream, repo string,
 		if want.MediaType != "" {
 			return want, nil
 		}
-		return c.headManifest(ctx, up, repo, want.Digest)
+		return c.headManifest(ctx, src, repo, want.Digest)
 	}
-	v, err := c.flight(ctx, "manifest "+up.Name()+"/"+repo+"@"+want.Digest.String(), func(ctx context.Context) (any, error) {
+	v, err := c.flight(ctx, "manifest "+src.Name()+"/"+repo+"@"+want.Digest.String(), func(ctx context.Context) (any, error) {
 		if m, err := c.storedManifest(ctx, want.Digest, false); err == nil {
 			return m, nil
 		}
-		return c.fetchManifest(ctx, up, repo, want.Digest.String(), want.Digest)
+		return c.fetchManifest(ctx, src, repo, want.Digest.String(), want.Digest)
 	})
 	if err != nil {
 		return nil, err
@@ -136,17 +124,17 @@ func (c *Cache) manifestByDigest(ctx context.Context, up *Upstream, repo string,
 
 // resolveTag returns what a tag points to: the stored record while fresh,
 // else a revalidation with one HEAD, shared by every client asking at once.
-func (c *Cache) resolveTag(ctx context.Context, up *Upstream, repo, tag string) (*tagRecord, error) {
-	key := tagKey(up.Name(), repo, tag)
-	if rec, fresh := c.loadTag(ctx, up, key); fresh {
+func (c *Cache) resolveTag(ctx context.Context, src Source, repo, tag string) (*tagRecord, error) {
+	key := tagKey(src.Name(), repo, tag)
+	if rec, fresh := c.loadTag(ctx, src, key); fresh {
 		c.Stats.TagHits.Add(1)
 		return rec, nil
-	} else if rec != nil && c.isQuiet(up) {
-		c.noteStale("upstream", up.Name(), "repo", repo, "tag", tag, "err", "failing lately")
+	} else if rec != nil && src.Failing() {
+		c.noteStale("upstream", src.Name(), "repo", repo, "tag", tag, "err", "failing lately")
 		return rec, nil
 	}
 	v, err := c.flight(ctx, key, func(ctx context.Context) (any, error) {
-		return c.revalidateTag(ctx, up, repo, tag, key)
+		return c.revalidateTag(ctx, src, repo, tag, key)
 	})
 	if err != nil {
 		return nil, err
@@ -154,30 +142,28 @@ func (c *Cache) resolveTag(ctx context.Context, up *Upstream, repo, tag string) 
 	return v.(*tagRecord), nil
 }
 
-// revalidateTag asks the upstream what the tag points to now. A HEAD
+// revalidateTag asks the source what the tag points to now. A HEAD
 // suffices (Docker Hub does not count it against the rate limit) unless the
-// upstream does not send the digest; content is fetched later, by digest,
-// and only if it is not stored.
-func (c *Cache) revalidateTag(ctx context.Context, up *Upstream, repo, tag, key string) (*tagRecord, error) {
-	cached, fresh := c.loadTag(ctx, up, key)
+// source does not send the digest, type and size; content is fetched
+// later, by digest, and only if it is not stored.
+func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key string) (*tagRecord, error) {
+	cached, fresh := c.loadTag(ctx, src, key)
 	if fresh { // refreshed by a flight that just ended
 		return cached, nil
 	}
 	c.Stats.TagRevalidations.Add(1)
-	resp, err := up.Do(ctx, http.MethodHead, repo, "manifests/"+tag, nil, acceptAll)
+	desc, err := src.Resolve(ctx, repo, tag)
 	if err != nil {
-		return staleOr(c, up, cached, err, "repo", repo, "tag", tag)
+		return staleOr(c, src, cached, err, "repo", repo, "tag", tag)
 	}
-	resp.Body.Close()
 	rec := &tagRecord{Checked: c.now()}
-	d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest"))
-	if mt := headerMediaType(resp.Header); err == nil && mt != "" && resp.ContentLength >= 0 {
-		rec.Manifest = Manifest{Digest: d, MediaType: mt, Size: resp.ContentLength}
+	if desc.Digest != "" && desc.MediaType != "" && desc.Size >= 0 {
+		rec.Manifest = Manifest{Digest: desc.Digest, MediaType: desc.MediaType, Size: desc.Size}
 	} else {
 		// Without a digest, a type and a size, only a GET tells.
-		m, err := c.fetchManifest(ctx, up, repo, tag, "")
+		m, err := c.fetchManifest(ctx, src, repo, tag, "")
 		if err != nil {
-			return staleOr(c, up, cached, err, "repo", repo, "tag", tag)
+			return staleOr(c, src, cached, err, "repo", repo, "tag", tag)
 		}
 		rec.Manifest = *m
 		rec.Body = nil
@@ -186,7 +172,7 @@ func (c *Cache) revalidateTag(ctx context.Context, up *Upstream, repo, tag, key 
 		rec.Previous = cached.Previous
 		if cached.Digest != rec.Digest {
 			c.Stats.TagChanges.Add(1)
-			c.log.Info("tag moved", "upstream", up.Name(), "repo", repo, "tag", tag, "from", cached.Digest, "to", rec.Digest)
+			c.log.Info("tag moved", "upstream", src.Name(), "repo", repo, "tag", tag, "from", cached.Digest, "to", rec.Digest)
 			if _, err := c.storedManifest(ctx, cached.Digest, true); err == nil {
 				rec.Previous = cached.Digest
 			}
@@ -201,10 +187,10 @@ func (c *Cache) revalidateTag(ctx context.Context, up *Upstream, repo, tag, key 
 // loadTag returns the record of a tag, if any, and whether it is within
 // its TTL. A record in memory that is no longer fresh is read again from
 // the store, where another replica may have refreshed it.
-func (c *Cache) loadTag(ctx context.Context, up *Upstream, key string) (rec *tagRecord, fresh bool) {
+func (c *Cache) loadTag(ctx context.Context, src Source, key string) (rec *tagRecord, fresh bool) {
 	if v, ok := c.memo.get(key); ok {
 		rec = v.(*tagRecord)
-		if c.now().Sub(rec.Checked) < up.TTL {
+		if c.now().Sub(rec.Checked) < src.TTL() {
 			return rec, true
 		}
 	}
@@ -213,7 +199,7 @@ func (c *Cache) loadTag(ctx context.Context, up *Upstream, key string) (rec *tag
 		return rec, false
 	}
 	c.memo.put(key, stored, 0)
-	return stored, c.now().Sub(stored.Checked) < up.TTL
+	return stored, c.now().Sub(stored.Checked) < src.TTL()
 }
 
 // putTag stores a tag's record.
@@ -225,53 +211,41 @@ func (c *Cache) putTag(ctx context.Context, key string, rec *tagRecord) error {
 	return nil
 }
 
-// headManifest asks the upstream for a manifest's type and size by digest,
+// headManifest asks the source for a manifest's type and size by digest,
 // without a GET (which Docker Hub counts).
-func (c *Cache) headManifest(ctx context.Context, up *Upstream, repo string, d digest.Digest) (*Manifest, error) {
-	resp, err := up.Do(ctx, http.MethodHead, repo, "manifests/"+d.String(), nil, acceptAll)
+func (c *Cache) headManifest(ctx context.Context, src Source, repo string, d digest.Digest) (*Manifest, error) {
+	desc, err := src.Resolve(ctx, repo, d.String())
 	if err != nil {
 		return nil, err
 	}
-	resp.Body.Close()
-	if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.String() {
-		return nil, fmt.Errorf("%w: upstream %q announced %s for manifest %s", ErrDigestMismatch, up.Name(), got, d)
-	}
-	mt := headerMediaType(resp.Header)
-	if mt == "" || resp.ContentLength < 0 || resp.ContentLength > MaxDocumentSize {
+	if desc.MediaType == "" || desc.Size < 0 {
 		// Without a usable type and size, only a GET tells.
-		return c.manifestByDigest(ctx, up, repo, &Manifest{Digest: d}, false)
+		return c.manifestByDigest(ctx, src, repo, &Manifest{Digest: d}, false)
 	}
-	return &Manifest{Digest: d, MediaType: mt, Size: resp.ContentLength}, nil
+	return &Manifest{Digest: d, MediaType: desc.MediaType, Size: desc.Size}, nil
 }
 
 // fetchManifest GETs a manifest by tag or digest, verifies it (against
-// want, or against the digest the upstream announces) and stores it.
-func (c *Cache) fetchManifest(ctx context.Context, up *Upstream, repo, ref string, want digest.Digest) (*Manifest, error) {
-	resp, err := up.Do(ctx, http.MethodGet, repo, "manifests/"+ref, nil, acceptAll)
+// want, or against the digest the source announces) and stores it.
+func (c *Cache) fetchManifest(ctx context.Context, src Source, repo, ref string, want digest.Digest) (*Manifest, error) {
+	body, desc, err := src.Manifest(ctx, repo, ref)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.ContentLength > MaxDocumentSize {
-		return nil, fmt.Errorf("%w: upstream %q: manifest %s is %d bytes, over the limit of %d", ErrTooLarge, up.Name(), ref, resp.ContentLength, MaxDocumentSize)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxDocumentSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("upstream %q: reading manifest %s: %w", up.Name(), ref, err)
-	}
-	if len(body) > MaxDocumentSize {
-		return nil, fmt.Errorf("%w: upstream %q: manifest %s is over the limit of %d bytes", ErrTooLarge, up.Name(), ref, MaxDocumentSize)
-	}
 	if want == "" {
-		want = digest.Canonical.FromBytes(body)
-		if announced, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
-			want = announced
+		want = desc.Digest
+		if want == "" {
+			want = digest.Canonical.FromBytes(body)
 		}
 	}
 	if got := want.Algorithm().FromBytes(body); got != want {
-		return nil, fmt.Errorf("%w: upstream %q sent %s for manifest %s", ErrDigestMismatch, up.Name(), got, want)
+		return nil, fmt.Errorf("%w: upstream %q sent %s for manifest %s", oci.ErrDigestMismatch, src.Name(), got, want)
 	}
-	m := &Manifest{Digest: want, MediaType: mediaType(resp.Header, body), Size: int64(len(body)), Body: body, fetched: true}
+	mt := desc.MediaType
+	if mt == "" {
+		mt = mediaTypeOf(body)
+	}
+	m := &Manifest{Digest: want, MediaType: mt, Size: int64(len(body)), Body: body, fetched: true}
 	if err := c.storeManifest(ctx, m); err != nil {
 		return nil, err
 	}
@@ -282,15 +256,15 @@ func (c *Cache) fetchManifest(ctx context.Context, up *Upstream, repo, ref strin
 // storeManifest stores the body as a blob, then the record of its media
 // type: a manifest is served only once both are in place.
 func (c *Cache) storeManifest(ctx context.Context, m *Manifest) error {
-	w, err := c.store.Create(ctx)
+	w, err := c.store.Spool.Create(ctx)
 	if err != nil {
 		return err
 	}
 	if _, err := w.Write(m.Body); err != nil {
-		w.Cancel()
+		w.Discard()
 		return err
 	}
-	if err := w.Commit(ctx, m.Digest); err != nil {
+	if err := c.store.Content.Commit(ctx, m.Digest, w); err != nil {
 		return err
 	}
 	if err := c.putJSON(ctx, manifestKey(m.Digest), m); err != nil {
@@ -317,13 +291,13 @@ func (c *Cache) storedManifest(ctx context.Context, d digest.Digest, head bool) 
 	if head {
 		return &m, nil
 	}
-	r, size, err := c.store.Open(ctx, d)
+	r, size, err := c.store.Content.Open(ctx, d, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	if size > MaxDocumentSize {
-		return nil, fmt.Errorf("%w: stored manifest %s", ErrTooLarge, d)
+	if size > oci.MaxManifestSize {
+		return nil, fmt.Errorf("%w: stored manifest %s", oci.ErrTooLarge, d)
 	}
 	m.Body = make([]byte, size)
 	if _, err := io.ReadFull(r, m.Body); err != nil {
@@ -344,12 +318,9 @@ func (c *Cache) memoManifest(m *Manifest) {
 	c.memo.put(manifestKey(m.Digest), &kept, int64(len(m.Body)))
 }
 
-// mediaType is the upstream's Content-Type, or the body's own mediaType
-// field when the upstream sent none or a generic one.
-func mediaType(h http.Header, body []byte) string {
-	if mt := headerMediaType(h); mt != "" {
-		return mt
-	}
+// mediaTypeOf is a manifest's own mediaType field, for a source that sent
+// no precise Content-Type; failing that, what its fields say it is.
+func mediaTypeOf(body []byte) string {
 	var probe struct {
 		MediaType string          `json:"mediaType"`
 		Manifests json.RawMessage `json:"manifests"`
@@ -364,23 +335,14 @@ func mediaType(h http.Header, body []byte) string {
 	return oci.MediaTypeImageManifest
 }
 
-// headerMediaType is the Content-Type of a manifest response, or "" when
-// it is missing or too generic to tell a manifest from an index.
-func headerMediaType(h http.Header) string {
-	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	switch mt {
-	case "application/json", "text/plain", "application/octet-stream":
-		return ""
-	}
-	return mt
-}
-
 // defaultPlatform picks linux/amd64 from an index, as registries do for
 // clients that do not accept indexes; failing that, the first manifest.
 func defaultPlatform(body []byte) (digest.Digest, error) {
-	var index v1.Index
+	var index struct {
+		Manifests []oci.Descriptor `json:"manifests"`
+	}
 	if err := json.Unmarshal(body, &index); err != nil || len(index.Manifests) == 0 {
-		return "", fmt.Errorf("%w: an index with no manifests", ErrBadUpstream)
+		return "", fmt.Errorf("%w: an index with no manifests", oci.ErrInvalid)
 	}
 	for _, m := range index.Manifests {
 		if p := m.Platform; p != nil && p.OS == "linux" && p.Architecture == "amd64" {

@@ -12,13 +12,12 @@ import (
 // a time, join fills already under way. Prefetch fills are ordinary fills:
 // coalesced, verified, and subject to the upstream's limits.
 //
-// They only use the room clients leave: each upstream has c.prefetch
-// slots, which every fill takes while one is free (a client's fill never
-// waits for one), and a prefetch waits for one. On a fast link, where a
+// They only use the room clients leave (see limiter): a prefetch waits for
+// one of its source's slots, a client's fill never does. On a fast link, where a
 // client asks for layers as fast as they come, prefetch stays out of its
 // way; on a slow one, it keeps the link busy between the client's requests.
-func (c *Cache) prefetchBlobs(up *Upstream, repo string, body []byte) {
-	if c.prefetch == 0 {
+func (c *Cache) prefetchBlobs(src Source, repo string, body []byte) {
+	if !c.prefetch {
 		return
 	}
 	var m v1.Manifest
@@ -36,16 +35,13 @@ func (c *Cache) prefetchBlobs(up *Upstream, repo string, body []byte) {
 	if len(blobs) == 0 {
 		return
 	}
-	slots := c.slotsOf(up)
 	c.spawn(func() {
 		for _, d := range blobs {
-			select {
-			case slots <- struct{}{}:
-			case <-c.ctx.Done():
+			if !c.slots.take(c.ctx, src.Name()) {
 				return
 			}
-			if !c.startPrefetch(up, repo, d) {
-				<-slots
+			if !c.startPrefetch(src, repo, d) {
+				c.slots.give(src.Name())
 			}
 		}
 	})
@@ -53,8 +49,8 @@ func (c *Cache) prefetchBlobs(up *Upstream, repo string, body []byte) {
 
 // startPrefetch starts a fill of d, which takes over the slot its caller
 // holds, unless d is stored or filling already.
-func (c *Cache) startPrefetch(up *Upstream, repo string, d digest.Digest) bool {
-	if _, err := c.store.Stat(c.ctx, d); err == nil {
+func (c *Cache) startPrefetch(src Source, repo string, d digest.Digest) bool {
+	if _, err := c.store.Content.Stat(c.ctx, d); err == nil {
 		return false
 	}
 	c.mu.Lock()
@@ -63,22 +59,6 @@ func (c *Cache) startPrefetch(up *Upstream, repo string, d digest.Digest) bool {
 		return false
 	}
 	c.Stats.Prefetches.Add(1)
-	c.startFill(up, repo, d, true)
+	c.startFill(src, repo, d, true)
 	return true
-}
-
-// slotsOf returns the semaphore of an upstream's fills, nil when prefetch
-// is off.
-func (c *Cache) slotsOf(up *Upstream) chan struct{} {
-	if c.prefetch == 0 {
-		return nil
-	}
-	c.slotsMu.Lock()
-	defer c.slotsMu.Unlock()
-	s := c.slots[up.Name()]
-	if s == nil {
-		s = make(chan struct{}, c.prefetch)
-		c.slots[up.Name()] = s
-	}
-	return s
 }

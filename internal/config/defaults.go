@@ -13,7 +13,7 @@ const (
 	maxPrefetch                  = 64
 	defaultTTL                   = 60 * time.Second
 	defaultConnectTimeout        = 5 * time.Second
-	defaultResponseHeaderTimeout = 15 * time.Second
+	defaultResponseHeaderTimeout = 8 * time.Second
 	defaultIdleTimeout           = 30 * time.Second
 )
 
@@ -34,14 +34,15 @@ func Defaults() *Config {
 		{"mcr.microsoft.com", "mcr.microsoft.com"},
 	} {
 		u := &url.URL{Scheme: "https", Host: r.host}
-		cfg.Upstreams = append(cfg.Upstreams, newUpstream(r.name, u))
+		cfg.Upstreams = append(cfg.Upstreams, NewUpstream(r.name, u))
 	}
 	cfg.Default = cfg.Upstreams[0].Name
 	return cfg
 }
 
-// newUpstream returns an anonymous upstream with the default TTL and timeouts.
-func newUpstream(name string, u *url.URL) Upstream {
+// NewUpstream returns an anonymous upstream with the default TTL and
+// timeouts: the one place those defaults are set.
+func NewUpstream(name string, u *url.URL) Upstream {
 	return Upstream{
 		Name:                  name,
 		URL:                   u,

@@ -28,7 +28,7 @@ import (
 //	    password_file: /run/secrets/hub  # or from this file
 //	    timeouts:               # each optional
 //	      connect: 5s
-//	      response_header: 15s
+//	      response_header: 8s
 //	      idle: 30s
 type fileConfig struct {
 	Listen *string `yaml:"listen"`
@@ -204,7 +204,7 @@ func (fu *fileUpstream) upstream(key string, getenv func(string) string) (Upstre
 	if err != nil {
 		return Upstream{}, fmt.Errorf("%s.url: %w", key, err)
 	}
-	up := newUpstream(fu.Name, u)
+	up := NewUpstream(fu.Name, u)
 
 	for _, d := range []struct {
 		key   string

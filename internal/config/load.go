@@ -150,7 +150,7 @@ func parseUpstreamFlag(v string) (Upstream, error) {
 	if err != nil {
 		return Upstream{}, fmt.Errorf("%s: url %w", key, err)
 	}
-	return newUpstream(name, u), nil
+	return NewUpstream(name, u), nil
 }
 
 // redactURL returns raw with any password replaced, for error messages.

@@ -24,7 +24,7 @@ func upstream(t *testing.T, name, rawURL string) Upstream {
 		URL:                   u,
 		TTL:                   60 * time.Second,
 		ConnectTimeout:        5 * time.Second,
-		ResponseHeaderTimeout: 15 * time.Second,
+		ResponseHeaderTimeout: 8 * time.Second,
 		IdleTimeout:           30 * time.Second,
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -17,7 +16,7 @@ import (
 
 // corked reads TCP_CORK on the request's connection.
 func corked(ctx context.Context) bool {
-	raw, err := ctx.Value(connKey{}).(syscall.Conn).SyscallConn()
+	raw, err := ctx.Value(connKey{}).(*conn).sc.SyscallConn()
 	if err != nil {
 		panic(err)
 	}
@@ -48,23 +47,32 @@ func (p *probe) Read(b []byte) (int, error) {
 	return copy(b, "x"), nil
 }
 
-func TestCorkWriter(t *testing.T) {
+// A large whole body is corked while it is the only large body in flight.
+func TestSendBodyLarge(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var streams atomic.Int64
+		bodies := r.Context().Value(connKey{}).(*conn).bodies
 		var seen []bool
 		before := corked(r.Context())
-		cw := NewCorkWriter(r, w, &streams)
-		// Alone, then with another stream, then alone again.
-		for _, n := range []int64{1, 2, 1} {
-			streams.Store(n)
-			if _, err := cw.ReadFrom(&probe{ctx: r.Context(), corked: &seen}); err != nil {
-				panic(err)
+		err := SendBody(w, r, LargeBody, true, func(dst io.Writer) error {
+			if _, ok := dst.(io.ReaderFrom); !ok {
+				t.Error("the writer SendBody gives is no io.ReaderFrom: sendfile would be lost")
 			}
+			// Alone, then with another body, then alone again.
+			for _, n := range []int64{1, 2, 1} {
+				bodies.Store(n)
+				if _, err := dst.(io.ReaderFrom).ReadFrom(&probe{ctx: r.Context(), corked: &seen}); err != nil {
+					return err
+				}
+			}
+			bodies.Store(1)
+			return nil
+		})
+		if err != nil {
+			panic(err)
 		}
-		cw.Close()
 		fmt.Fprintf(w, " %v %v %v", before, seen, corked(r.Context()))
 	}))
-	srv.Config.ConnContext = ConnContext
+	Tune(srv.Config)
 	srv.Start()
 	defer srv.Close()
 
@@ -82,17 +90,23 @@ func TestCorkWriter(t *testing.T) {
 	}
 }
 
-func TestCorkWriterWithoutConnection(t *testing.T) {
-	// A server without the hook (here a recorder): the writer only writes.
+func TestSendBodyWithoutConnection(t *testing.T) {
+	// A server without Tune (here a recorder): SendBody only writes.
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
-	var streams atomic.Int64
-	streams.Store(1)
-	cw := NewCorkWriter(req, rec, &streams)
-	if n, err := io.Copy(cw, io.LimitReader(&probeless{}, 5)); n != 5 || err != nil {
-		t.Fatalf("copied %d, %v", n, err)
+	err := SendBody(rec, req, LargeBody, true, func(dst io.Writer) error {
+		if dst != io.Writer(rec) {
+			t.Errorf("SendBody wrapped the writer of a connection it cannot cork")
+		}
+		n, err := io.Copy(dst, io.LimitReader(&probeless{}, 5))
+		if n != 5 {
+			t.Errorf("copied %d", n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	cw.Close()
 	if rec.Body.String() != "yyyyy" {
 		t.Fatalf("body %q", rec.Body.String())
 	}
@@ -109,7 +123,7 @@ func (probeless) Read(b []byte) (int, error) {
 
 // tcpInfo is TCP_INFO of the request's connection.
 func tcpInfo(ctx context.Context) *unix.TCPInfo {
-	raw, err := ctx.Value(connKey{}).(syscall.Conn).SyscallConn()
+	raw, err := ctx.Value(connKey{}).(*conn).sc.SyscallConn()
 	if err != nil {
 		panic(err)
 	}
@@ -122,7 +136,9 @@ func tcpInfo(ctx context.Context) *unix.TCPInfo {
 	return info
 }
 
-func TestWriteBody(t *testing.T) {
+// A body in memory that does not fit net/http's buffer with its headers
+// leaves in one segment.
+func TestSendBodyInMemory(t *testing.T) {
 	type state struct {
 		corked        bool
 		segments, mss uint32
@@ -133,11 +149,11 @@ func TestWriteBody(t *testing.T) {
 		body := []byte(strings.Repeat("m", n))
 		w.Header().Set("Content-Length", strconv.Itoa(n))
 		before := tcpInfo(r.Context()).Data_segs_out
-		WriteBody(r, w, body)
+		SendBody(w, r, int64(n), true, func(dst io.Writer) error { _, err := dst.Write(body); return err })
 		info := tcpInfo(r.Context())
 		after <- state{corked(r.Context()), info.Data_segs_out - before, info.Snd_mss}
 	}))
-	srv.Config.ConnContext = ConnContext
+	Tune(srv.Config)
 	srv.Start()
 	defer srv.Close()
 

@@ -32,4 +32,17 @@ var (
 	// ErrUnsupported: the registry does not offer the endpoint asked for
 	// (the referrers API, for one).
 	ErrUnsupported = errors.New("not supported by the registry")
+	// ErrDigestMismatch: content does not hash to the digest asked for,
+	// or a registry announced another digest than the one asked for.
+	ErrDigestMismatch = errors.New("content does not match its digest")
+	// ErrTooLarge: a manifest or other document is over MaxManifestSize.
+	ErrTooLarge = errors.New("document too large")
+	// ErrInvalid: an answer that cannot be used (an index without
+	// manifests, a blob without a size, a tag list that is not JSON).
+	ErrInvalid = errors.New("unusable registry answer")
 )
+
+// MaxManifestSize bounds manifests, tag lists and referrers indexes read
+// from a registry (the distribution spec lets registries refuse manifests
+// over 4 MiB).
+const MaxManifestSize = 4 << 20

@@ -6,15 +6,15 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/route"
+	"github.com/entrepot/entrepot/internal/upstream"
 )
 
 // blob answers a blob request. A HEAD costs at most an upstream HEAD; a GET
 // streams from the store (sendfile) or from a fill as it arrives.
-func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up *cache.Upstream) error {
+func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up *upstream.Client) error {
 	h := w.Header()
 	if r.Method == http.MethodHead {
 		size, err := s.cache.StatBlob(r.Context(), up, rt.Repo, rt.Digest)
@@ -44,15 +44,10 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up
 		h.Set("Content-Length", strconv.FormatInt(length, 10))
 		w.WriteHeader(http.StatusPartialContent)
 	}
-	s.streams.Add(1)
-	defer s.streams.Add(-1)
-	var dst io.Writer = w
-	if b.Stored() && length >= httpx.LargeBody {
-		cw := httpx.NewCorkWriter(r, w, &s.streams)
-		defer cw.Close()
-		dst = cw
-	}
-	if err := b.Copy(r.Context(), dst, first, end); err != nil {
+	err = httpx.SendBody(w, r, length, b.Stored(), func(dst io.Writer) error {
+		return b.Copy(r.Context(), dst, first, end)
+	})
+	if err != nil {
 		// Headers are out: the only honest signal left is to cut the
 		// connection, so that the client never takes a short or
 		// unverified body for a whole one.

@@ -105,12 +105,18 @@ func (o *origin) host() string { return strings.TrimPrefix(o.URL, "http://") }
 type cacheServer struct {
 	*httptest.Server
 	cache  *cache.Cache
+	dir    *fs.Dir
 	cancel context.CancelFunc // ends the cache's fills
+	once   sync.Once          // of Close
+	owned  bool               // the server opened dir, and closes it
 }
 
 type options struct {
 	ttl     time.Duration
 	dataDir string
+	// dir, when set, is a store shared with another cache server (which
+	// closes it), standing in for a store that replicas share.
+	dir     *fs.Dir
 	url     string // upstream URL; default the origin's
 	timeout time.Duration
 	// prefetch is off unless set, so that tests count only what clients ask.
@@ -131,39 +137,48 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 		// Tests of the timeouts set a short one themselves.
 		opt.timeout = time.Minute
 	}
-	st, err := fs.New(opt.dataDir)
-	if err != nil {
-		t.Fatal(err)
+	dir, owned := opt.dir, opt.dir == nil
+	if owned {
+		var err error
+		if dir, err = fs.New(opt.dataDir); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := nopLog()
-	c := cache.New(ctx, st, cache.Options{Prefetch: opt.prefetch}, log)
-	// After the server has closed (cleanups run last first): end the
-	// fills, so that none writes into the data directory as it is removed.
-	t.Cleanup(func() { cancel(); c.Close() })
+	c := cache.New(ctx, dir.Store(), cache.Options{Prefetch: opt.prefetch}, log)
 	u, _ := url.Parse(opt.url)
-	var ups []*cache.Upstream
+	var ups []*upstream.Client
 	for _, name := range []string{"docker.io", "ghcr.io"} {
-		client := upstream.New(config.Upstream{
-			Name: name, URL: u,
-			ConnectTimeout: opt.timeout, ResponseHeaderTimeout: opt.timeout, IdleTimeout: opt.timeout,
-		}, nil, log)
-		ups = append(ups, &cache.Upstream{Client: client, TTL: opt.ttl})
+		cfg := config.NewUpstream(name, u)
+		cfg.TTL = opt.ttl
+		cfg.ConnectTimeout, cfg.ResponseHeaderTimeout, cfg.IdleTimeout = opt.timeout, opt.timeout, opt.timeout
+		ups = append(ups, upstream.New(cfg, nil, log))
 	}
 	srv := httptest.NewUnstartedServer(registry.New(c, ups, "docker.io", log))
-	srv.Config.ConnContext = httpx.ConnContext // as cmd/entrepot serves
+	httpx.Tune(srv.Config) // as cmd/entrepot serves
 	srv.Start()
-	t.Cleanup(srv.Close)
-	return &cacheServer{Server: srv, cache: c, cancel: cancel}
+	cs := &cacheServer{Server: srv, cache: c, dir: dir, cancel: cancel, owned: owned}
+	t.Cleanup(cs.Close)
+	return cs
 }
 
-// Close waits for the fills under way to commit, then stops the server.
+// Close waits for the fills under way to commit, then stops the server,
+// ends the cache's fills (so that none writes into the data directory as
+// it is removed) and releases the store.
 func (c *cacheServer) Close() {
-	deadline := time.Now().Add(10 * time.Second)
-	for c.cache.Filling() > 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	c.Server.Close()
+	c.once.Do(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for c.cache.Filling() > 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		c.Server.Close()
+		c.cancel()
+		c.cache.Close()
+		if c.owned {
+			c.dir.Close()
+		}
+	})
 }
 
 func (c *cacheServer) host() string { return strings.TrimPrefix(c.URL, "http://") }

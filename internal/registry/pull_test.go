@@ -320,10 +320,10 @@ func TestReplicasShareTheStore(t *testing.T) {
 	// Long enough that a's fresh record is still fresh when b asks, on a
 	// loaded machine too.
 	const ttl = 2 * time.Second
-	// The filesystem store is one process's (it clears tmp/ as it opens);
-	// here the two open it before any fill, standing in for a shared store.
+	// The filesystem store is one process's (it locks its directory): the
+	// two share one, standing in for a store that replicas share.
 	a := newCache(t, o, options{ttl: ttl, dataDir: data})
-	b := newCache(t, o, options{ttl: ttl, dataDir: data})
+	b := newCache(t, o, options{ttl: ttl, dir: a.dir})
 	b.do(t, "GET", "/v2/library/app/manifests/stable")
 	time.Sleep(ttl + 50*time.Millisecond)
 	moved := push(t, o, "library/app:stable", 1024, 1)

@@ -6,11 +6,11 @@ package registry
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
@@ -19,40 +19,26 @@ import (
 	"github.com/entrepot/entrepot/internal/upstream"
 )
 
-// Server is the registry API handler.
+// Server is the registry API handler: every path under /v2/.
 type Server struct {
-	cache     *cache.Cache
-	routes    *route.Table
-	upstreams map[string]*cache.Upstream
-	log       *slog.Logger
-	streams   atomic.Int64 // blob bodies in flight
+	cache  *cache.Cache
+	routes *route.Table
+	log    *slog.Logger
 }
 
 // New returns a handler serving ups through c; def names the default
 // upstream.
-func New(c *cache.Cache, ups []*cache.Upstream, def string, log *slog.Logger) *Server {
-	s := &Server{cache: c, upstreams: map[string]*cache.Upstream{}, log: log}
-	var table []route.Upstream
-	for _, up := range ups {
-		s.upstreams[up.Name()] = up
-		table = append(table, route.Upstream{
-			Name:      up.Name(),
-			Host:      up.Host(),
-			DockerHub: up.Name() == "docker.io" || up.Host() == "registry-1.docker.io",
-		})
-	}
-	s.routes = route.NewTable(table, def)
-	return s
+func New(c *cache.Cache, ups []*upstream.Client, def string, log *slog.Logger) *Server {
+	return &Server{cache: c, routes: route.NewTable(ups, def), log: log}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	if r.URL.Path == "/healthz" {
-		w.Write([]byte("ok\n"))
-		return
-	}
 	rt, err := s.routes.Parse(r.URL.Path, r.URL.Query().Get("ns"))
 	if err == nil {
+		if rt.NS != "" {
+			w.Header().Set("OCI-Namespace", rt.NS)
+		}
 		err = s.serve(w, r, rt)
 	}
 	if err != nil {
@@ -66,7 +52,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route.Route) e
 		return httpx.Errorf(http.StatusMethodNotAllowed, oci.CodeUnsupported,
 			"%s is not supported: this endpoint is a pull-through cache, it serves pulls only (no pushes or deletes)", r.Method)
 	}
-	up := s.upstreams[rt.Upstream]
+	up := rt.Upstream
 	switch rt.Kind {
 	case route.Base:
 		w.Header().Set("Content-Type", "application/json")
@@ -87,9 +73,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route.Route) e
 	return httpx.Errorf(http.StatusNotFound, oci.CodeUnsupported, "no such endpoint")
 }
 
-func (s *Server) manifest(w http.ResponseWriter, r *http.Request, rt route.Route, up *cache.Upstream) error {
+func (s *Server) manifest(w http.ResponseWriter, r *http.Request, rt route.Route, up *upstream.Client) error {
 	m, err := s.cache.Manifest(r.Context(), cache.ManifestRequest{
-		Up:      up,
+		Source:  up,
 		Repo:    rt.Repo,
 		Tag:     rt.Tag,
 		Digest:  rt.Digest,
@@ -105,7 +91,10 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, rt route.Route
 	h.Set("Docker-Content-Digest", m.Digest.String())
 	h.Set("Etag", `"`+m.Digest.String()+`"`)
 	if r.Method == http.MethodGet {
-		httpx.WriteBody(r, w, m.Body)
+		httpx.SendBody(w, r, m.Size, true, func(dst io.Writer) error {
+			_, err := dst.Write(m.Body)
+			return err
+		})
 	}
 	return nil
 }
@@ -121,8 +110,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, rt route.Rou
 	if e.Status >= 500 {
 		level = slog.LevelWarn
 	}
-	s.log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path,
-		"status", e.Status, "code", e.Code, "err", err)
+	s.log.Log(r.Context(), level, "request failed", "request_id", httpx.RequestIDOf(r.Context()),
+		"method", r.Method, "path", r.URL.Path, "status", e.Status, "code", e.Code, "err", err)
 	e.Write(w, r)
 }
 
@@ -137,20 +126,21 @@ func toHTTP(err error, kind route.Kind) *httpx.Error {
 	switch {
 	case errors.As(err, &ue):
 		return upstreamError(ue, kind)
-	case errors.Is(err, cache.ErrDigestMismatch), errors.Is(err, cache.ErrBadUpstream):
+	case errors.Is(err, oci.ErrDigestMismatch), errors.Is(err, oci.ErrInvalid):
 		return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "%v", err)
-	case errors.Is(err, cache.ErrTooLarge):
+	case errors.Is(err, oci.ErrTooLarge):
 		return httpx.Errorf(http.StatusBadGateway, oci.CodeSizeInvalid, "%v", err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return httpx.Errorf(http.StatusGatewayTimeout, oci.CodeUnavailable, "%v", err)
+		return httpx.Errorf(http.StatusGatewayTimeout, oci.CodeUnavailable, "timed out")
 	case errors.Is(err, cache.ErrClosed):
 		return httpx.Errorf(http.StatusServiceUnavailable, oci.CodeUnavailable, "%v", err)
 	}
-	return httpx.Errorf(http.StatusInternalServerError, oci.CodeUnknown, "internal error: %v", err)
+	// The detail is in the log, under the request's id.
+	return httpx.Errorf(http.StatusInternalServerError, oci.CodeUnknown, "internal error")
 }
 
 func upstreamError(ue *upstream.Error, kind route.Kind) *httpx.Error {
-	msg := ue.Error()
+	msg := ue.Public()
 	switch {
 	case ue.NotFound():
 		code := oci.CodeManifestUnknown

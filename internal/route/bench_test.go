@@ -3,10 +3,7 @@ package route
 import "testing"
 
 func BenchmarkParse(b *testing.B) {
-	t := NewTable([]Upstream{
-		{Name: "docker.io", Host: "registry-1.docker.io", DockerHub: true},
-		{Name: "ghcr.io", Host: "ghcr.io"},
-	}, "docker.io")
+	t := newTestTable()
 	for _, bc := range []struct{ name, path, ns string }{
 		{"prefix tag", "/v2/ghcr.io/org/app/manifests/1.2.3", ""},
 		{"default blob", "/v2/nginx/blobs/sha256:" + hex64, ""},

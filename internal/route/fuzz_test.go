@@ -68,7 +68,7 @@ func checkParse(t *testing.T, tab *Table, path, ns string) {
 	}
 	known := false
 	for _, u := range testUpstreams {
-		known = known || u.Name == r.Upstream
+		known = known || u == r.Upstream
 	}
 	if !known {
 		t.Fatalf("Parse(%q, %q) = %+v: upstream is not configured", path, ns, r)

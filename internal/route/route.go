@@ -10,6 +10,7 @@ import (
 
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/oci"
+	"github.com/entrepot/entrepot/internal/upstream"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -28,8 +29,8 @@ const (
 // Route is a parsed request.
 type Route struct {
 	Kind Kind
-	// Upstream is the configured name of the upstream the request goes to.
-	Upstream string
+	// Upstream is the upstream the request goes to; nil for Base.
+	Upstream *upstream.Client
 	// Repo is the repository on the upstream, e.g. "library/nginx".
 	Repo string
 	// Name is the repository as the client wrote it, e.g.
@@ -40,39 +41,34 @@ type Route struct {
 	// by digest, a blob and referrers.
 	Tag    string
 	Digest digest.Digest
-}
-
-// Upstream is what routing knows of one configured upstream.
-type Upstream struct {
-	Name string // path prefix and ?ns= value, e.g. "docker.io"
-	Host string // the URL's host, also accepted as ?ns=
-	// DockerHub upstreams put one-part names under library/.
-	DockerHub bool
+	// NS is containerd's ?ns= value when it picked the upstream; the
+	// answer echoes it as OCI-Namespace.
+	NS string
 }
 
 // Table resolves upstream names. It is built once and read-only after.
 type Table struct {
-	byName map[string]*Upstream
-	byNS   map[string]*Upstream
-	def    *Upstream
+	byName map[string]*upstream.Client
+	byNS   map[string]*upstream.Client
+	def    *upstream.Client
 	names  string // "docker.io, ghcr.io", for NAME_UNKNOWN messages
 }
 
 // NewTable returns a table of ups whose default is the one named def.
-func NewTable(ups []Upstream, def string) *Table {
-	t := &Table{byName: map[string]*Upstream{}, byNS: map[string]*Upstream{}}
+// The ns parameter may name an upstream or its URL's host.
+func NewTable(ups []*upstream.Client, def string) *Table {
+	t := &Table{byName: map[string]*upstream.Client{}, byNS: map[string]*upstream.Client{}}
 	var names []string
-	for i := range ups {
-		u := &ups[i]
-		t.byName[u.Name] = u
-		t.byNS[u.Name] = u
-		if _, taken := t.byNS[u.Host]; !taken && u.Host != "" {
-			t.byNS[u.Host] = u
+	for _, u := range ups {
+		t.byName[u.Name()] = u
+		t.byNS[u.Name()] = u
+		if _, taken := t.byNS[u.Host()]; !taken && u.Host() != "" {
+			t.byNS[u.Host()] = u
 		}
-		if u.Name == def {
+		if u.Name() == def {
 			t.def = u
 		}
-		names = append(names, u.Name)
+		names = append(names, u.Name())
 	}
 	t.names = strings.Join(names, ", ")
 	return t
@@ -160,7 +156,7 @@ func splitEndpoint(rest string) (r Route, name, ref string, err error) {
 func (t *Table) resolve(r *Route, name, ns string) error {
 	r.Name = name
 	first, after, nested := strings.Cut(name, "/")
-	var up *Upstream
+	var up *upstream.Client
 	switch {
 	case nested && t.byName[first] != nil:
 		up, name = t.byName[first], after
@@ -168,6 +164,7 @@ func (t *Table) resolve(r *Route, name, ns string) error {
 		if up = t.byNS[ns]; up == nil {
 			return t.unknown(ns)
 		}
+		r.NS = ns
 	case nested && oci.IsHost(first):
 		return t.unknown(first)
 	default:
@@ -178,10 +175,10 @@ func (t *Table) resolve(r *Route, name, ns string) error {
 	if !oci.ValidName(name) {
 		return httpx.Errorf(http.StatusBadRequest, oci.CodeNameInvalid, "invalid repository name %s", httpx.Quote(name))
 	}
-	if up.DockerHub && !strings.Contains(name, "/") {
+	if up.DockerHub() && !strings.Contains(name, "/") {
 		name = "library/" + name
 	}
-	r.Upstream, r.Repo = up.Name, name
+	r.Upstream, r.Repo = up, name
 	return nil
 }
 

@@ -3,11 +3,14 @@ package route
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/entrepot/entrepot/internal/config"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/oci"
+	"github.com/entrepot/entrepot/internal/upstream"
 )
 
 // The digests of "" under sha256 and sha512: valid, and easy to recognise.
@@ -18,10 +21,27 @@ const (
 
 // testUpstreams is the configuration every test parses against: Docker Hub
 // as the default, a plain registry, and one whose name carries a port.
-var testUpstreams = []Upstream{
-	{Name: "docker.io", Host: "registry-1.docker.io", DockerHub: true},
-	{Name: "ghcr.io", Host: "ghcr.io"},
-	{Name: "localhost:5000", Host: "localhost:5000"},
+var testUpstreams = []*upstream.Client{
+	newUpstream("docker.io", "https://registry-1.docker.io"),
+	newUpstream("ghcr.io", "https://ghcr.io"),
+	newUpstream("localhost:5000", "http://localhost:5000"),
+}
+
+// ups are the test upstreams by name.
+var ups = map[string]*upstream.Client{}
+
+func init() {
+	for _, u := range testUpstreams {
+		ups[u.Name()] = u
+	}
+}
+
+func newUpstream(name, rawURL string) *upstream.Client {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		panic(err)
+	}
+	return upstream.New(config.NewUpstream(name, u), nil, nil)
 }
 
 func newTestTable() *Table { return NewTable(testUpstreams, "docker.io") }
@@ -50,93 +70,100 @@ func TestParse(t *testing.T) {
 
 		// An upstream's name as the first part of the path picks it.
 		{"prefix ghcr.io", "/v2/ghcr.io/org/app/manifests/1.2", "",
-			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app", Tag: "1.2"}},
+			Route{Kind: Manifest, Upstream: ups["ghcr.io"], Repo: "org/app", Name: "ghcr.io/org/app", Tag: "1.2"}},
 		{"prefix docker.io one part gets library/", "/v2/docker.io/nginx/manifests/latest", "",
-			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/nginx", Name: "docker.io/nginx", Tag: "latest"}},
+			Route{Kind: Manifest, Upstream: ups["docker.io"], Repo: "library/nginx", Name: "docker.io/nginx", Tag: "latest"}},
 		{"prefix docker.io explicit library/", "/v2/docker.io/library/nginx/manifests/latest", "",
-			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/nginx", Name: "docker.io/library/nginx", Tag: "latest"}},
+			Route{Kind: Manifest, Upstream: ups["docker.io"], Repo: "library/nginx", Name: "docker.io/library/nginx", Tag: "latest"}},
 		{"prefix docker.io two parts", "/v2/docker.io/bitnami/redis/manifests/7", "",
-			Route{Kind: Manifest, Upstream: "docker.io", Repo: "bitnami/redis", Name: "docker.io/bitnami/redis", Tag: "7"}},
+			Route{Kind: Manifest, Upstream: ups["docker.io"], Repo: "bitnami/redis", Name: "docker.io/bitnami/redis", Tag: "7"}},
 		{"prefix with port", "/v2/localhost:5000/team/app/manifests/v1", "",
-			Route{Kind: Manifest, Upstream: "localhost:5000", Repo: "team/app", Name: "localhost:5000/team/app", Tag: "v1"}},
+			Route{Kind: Manifest, Upstream: ups["localhost:5000"], Repo: "team/app", Name: "localhost:5000/team/app", Tag: "v1"}},
 		{"prefix one part on a non-Docker Hub upstream", "/v2/localhost:5000/app/manifests/v1", "",
-			Route{Kind: Manifest, Upstream: "localhost:5000", Repo: "app", Name: "localhost:5000/app", Tag: "v1"}},
+			Route{Kind: Manifest, Upstream: ups["localhost:5000"], Repo: "app", Name: "localhost:5000/app", Tag: "v1"}},
 		{"path prefix wins over ns", "/v2/ghcr.io/org/app/manifests/1", "docker.io",
-			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app", Tag: "1"}},
+			Route{Kind: Manifest, Upstream: ups["ghcr.io"], Repo: "org/app", Name: "ghcr.io/org/app", Tag: "1"}},
 
 		// Without a prefix or ns, the default upstream.
 		{"default blob", "/v2/nginx/blobs/" + sha256Empty, "",
-			Route{Kind: Blob, Upstream: "docker.io", Repo: "library/nginx", Name: "nginx", Digest: sha256Empty}},
+			Route{Kind: Blob, Upstream: ups["docker.io"], Repo: "library/nginx", Name: "nginx", Digest: sha256Empty}},
 		{"default two parts", "/v2/grafana/grafana/manifests/latest", "",
-			Route{Kind: Manifest, Upstream: "docker.io", Repo: "grafana/grafana", Name: "grafana/grafana", Tag: "latest"}},
+			Route{Kind: Manifest, Upstream: ups["docker.io"], Repo: "grafana/grafana", Name: "grafana/grafana", Tag: "latest"}},
 		{"bare upstream name is a Docker Hub repo", "/v2/ghcr.io/manifests/latest", "",
-			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/ghcr.io", Name: "ghcr.io", Tag: "latest"}},
+			Route{Kind: Manifest, Upstream: ups["docker.io"], Repo: "library/ghcr.io", Name: "ghcr.io", Tag: "latest"}},
 
 		// containerd's ?ns= names the upstream by name or by host.
 		{"ns by name", "/v2/library/nginx/manifests/latest", "docker.io",
-			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/nginx", Name: "library/nginx", Tag: "latest"}},
+			Route{Kind: Manifest, Upstream: ups["docker.io"], Repo: "library/nginx", Name: "library/nginx", Tag: "latest"}},
 		{"ns by host", "/v2/nginx/manifests/latest", "registry-1.docker.io",
-			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/nginx", Name: "nginx", Tag: "latest"}},
+			Route{Kind: Manifest, Upstream: ups["docker.io"], Repo: "library/nginx", Name: "nginx", Tag: "latest"}},
 		{"ns ghcr.io", "/v2/org/app/manifests/1.2", "ghcr.io",
-			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "org/app", Name: "org/app", Tag: "1.2"}},
+			Route{Kind: Manifest, Upstream: ups["ghcr.io"], Repo: "org/app", Name: "org/app", Tag: "1.2"}},
 		{"ns one part on a non-Docker Hub upstream", "/v2/app/manifests/1", "ghcr.io",
-			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "app", Name: "app", Tag: "1"}},
+			Route{Kind: Manifest, Upstream: ups["ghcr.io"], Repo: "app", Name: "app", Tag: "1"}},
 		{"ns with port", "/v2/team/app/blobs/" + sha256Empty, "localhost:5000",
-			Route{Kind: Blob, Upstream: "localhost:5000", Repo: "team/app", Name: "team/app", Digest: sha256Empty}},
+			Route{Kind: Blob, Upstream: ups["localhost:5000"], Repo: "team/app", Name: "team/app", Digest: sha256Empty}},
 		{"ns makes a host-like first part part of the repo", "/v2/evil.com/x/manifests/1", "ghcr.io",
-			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "evil.com/x", Name: "evil.com/x", Tag: "1"}},
+			Route{Kind: Manifest, Upstream: ups["ghcr.io"], Repo: "evil.com/x", Name: "evil.com/x", Tag: "1"}},
 
 		// References.
 		{"manifest by digest", "/v2/ghcr.io/org/app/manifests/" + sha256Empty, "",
-			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app", Digest: sha256Empty}},
+			Route{Kind: Manifest, Upstream: ups["ghcr.io"], Repo: "org/app", Name: "ghcr.io/org/app", Digest: sha256Empty}},
 		{"manifest by sha512 digest", "/v2/org/app/manifests/" + sha512Empty, "ghcr.io",
-			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "org/app", Name: "org/app", Digest: sha512Empty}},
+			Route{Kind: Manifest, Upstream: ups["ghcr.io"], Repo: "org/app", Name: "org/app", Digest: sha512Empty}},
 		{"tag with every allowed character", "/v2/x/manifests/_V1.2-rc_3", "",
-			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/x", Name: "x", Tag: "_V1.2-rc_3"}},
+			Route{Kind: Manifest, Upstream: ups["docker.io"], Repo: "library/x", Name: "x", Tag: "_V1.2-rc_3"}},
 		{"tag of 128 characters", "/v2/x/manifests/" + strings.Repeat("t", 128), "",
-			Route{Kind: Manifest, Upstream: "docker.io", Repo: "library/x", Name: "x", Tag: strings.Repeat("t", 128)}},
+			Route{Kind: Manifest, Upstream: ups["docker.io"], Repo: "library/x", Name: "x", Tag: strings.Repeat("t", 128)}},
 
 		// Names.
 		{"name of 255 characters", "/v2/ghcr.io/" + name255 + "/manifests/1", "",
-			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: name255, Name: "ghcr.io/" + name255, Tag: "1"}},
+			Route{Kind: Manifest, Upstream: ups["ghcr.io"], Repo: name255, Name: "ghcr.io/" + name255, Tag: "1"}},
 		{"name separators", "/v2/ghcr.io/a__b/c-d/e--f.g_h/manifests/1", "",
-			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "a__b/c-d/e--f.g_h", Name: "ghcr.io/a__b/c-d/e--f.g_h", Tag: "1"}},
+			Route{Kind: Manifest, Upstream: ups["ghcr.io"], Repo: "a__b/c-d/e--f.g_h", Name: "ghcr.io/a__b/c-d/e--f.g_h", Tag: "1"}},
 		{"repo containing manifests", "/v2/a/manifests/b/manifests/c", "",
-			Route{Kind: Manifest, Upstream: "docker.io", Repo: "a/manifests/b", Name: "a/manifests/b", Tag: "c"}},
+			Route{Kind: Manifest, Upstream: ups["docker.io"], Repo: "a/manifests/b", Name: "a/manifests/b", Tag: "c"}},
 		{"repo named blobs", "/v2/blobs/blobs/" + sha256Empty, "",
-			Route{Kind: Blob, Upstream: "docker.io", Repo: "library/blobs", Name: "blobs", Digest: sha256Empty}},
+			Route{Kind: Blob, Upstream: ups["docker.io"], Repo: "library/blobs", Name: "blobs", Digest: sha256Empty}},
 		{"repo containing tags/list", "/v2/ghcr.io/x/tags/list/tags/list", "",
-			Route{Kind: Tags, Upstream: "ghcr.io", Repo: "x/tags/list", Name: "ghcr.io/x/tags/list"}},
+			Route{Kind: Tags, Upstream: ups["ghcr.io"], Repo: "x/tags/list", Name: "ghcr.io/x/tags/list"}},
 		{"repo containing blobs/uploads, manifest", "/v2/ghcr.io/a/blobs/uploads/manifests/latest", "",
-			Route{Kind: Manifest, Upstream: "ghcr.io", Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads", Tag: "latest"}},
+			Route{Kind: Manifest, Upstream: ups["ghcr.io"], Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads", Tag: "latest"}},
 		{"repo containing blobs/uploads, blob", "/v2/ghcr.io/a/blobs/uploads/blobs/" + sha256Empty, "",
-			Route{Kind: Blob, Upstream: "ghcr.io", Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads", Digest: sha256Empty}},
+			Route{Kind: Blob, Upstream: ups["ghcr.io"], Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads", Digest: sha256Empty}},
 		{"repo containing blobs/uploads, tags", "/v2/ghcr.io/a/blobs/uploads/tags/list", "",
-			Route{Kind: Tags, Upstream: "ghcr.io", Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads"}},
+			Route{Kind: Tags, Upstream: ups["ghcr.io"], Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads"}},
 
 		// Other endpoints.
 		{"tags list", "/v2/ghcr.io/org/app/tags/list", "",
-			Route{Kind: Tags, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app"}},
+			Route{Kind: Tags, Upstream: ups["ghcr.io"], Repo: "org/app", Name: "ghcr.io/org/app"}},
 		{"tags list on Docker Hub", "/v2/nginx/tags/list", "",
-			Route{Kind: Tags, Upstream: "docker.io", Repo: "library/nginx", Name: "nginx"}},
+			Route{Kind: Tags, Upstream: ups["docker.io"], Repo: "library/nginx", Name: "nginx"}},
 		{"referrers", "/v2/ghcr.io/org/app/referrers/" + sha256Empty, "",
-			Route{Kind: Referrers, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app", Digest: sha256Empty}},
+			Route{Kind: Referrers, Upstream: ups["ghcr.io"], Repo: "org/app", Name: "ghcr.io/org/app", Digest: sha256Empty}},
 		{"upload start", "/v2/x/blobs/uploads/", "",
-			Route{Kind: Upload, Upstream: "docker.io", Repo: "library/x", Name: "x"}},
+			Route{Kind: Upload, Upstream: ups["docker.io"], Repo: "library/x", Name: "x"}},
 		{"upload start without slash", "/v2/x/blobs/uploads", "",
-			Route{Kind: Upload, Upstream: "docker.io", Repo: "library/x", Name: "x"}},
+			Route{Kind: Upload, Upstream: ups["docker.io"], Repo: "library/x", Name: "x"}},
 		{"upload session", "/v2/x/blobs/uploads/uuid", "",
-			Route{Kind: Upload, Upstream: "docker.io", Repo: "library/x", Name: "x"}},
+			Route{Kind: Upload, Upstream: ups["docker.io"], Repo: "library/x", Name: "x"}},
 		{"upload on ghcr.io", "/v2/ghcr.io/org/app/blobs/uploads/0f3c-42", "",
-			Route{Kind: Upload, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app"}},
+			Route{Kind: Upload, Upstream: ups["ghcr.io"], Repo: "org/app", Name: "ghcr.io/org/app"}},
 		{"upload to a repo containing blobs/uploads", "/v2/ghcr.io/a/blobs/uploads/blobs/uploads/", "",
-			Route{Kind: Upload, Upstream: "ghcr.io", Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads"}},
+			Route{Kind: Upload, Upstream: ups["ghcr.io"], Repo: "a/blobs/uploads", Name: "ghcr.io/a/blobs/uploads"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := newTestTable().Parse(tc.path, tc.ns)
 			if err != nil {
 				t.Fatalf("Parse(%q, %q): %v", tc.path, tc.ns, err)
 			}
+			// ns is echoed when it picked the upstream: when the path
+			// has no upstream prefix.
+			prefixed := got.Upstream != nil && strings.HasPrefix(got.Name, got.Upstream.Name()+"/")
+			if wantNS := map[bool]string{false: tc.ns, true: ""}[prefixed || got.Kind == Base]; got.NS != wantNS {
+				t.Errorf("Parse(%q, %q): NS = %q, want %q", tc.path, tc.ns, got.NS, wantNS)
+			}
+			got.NS = ""
 			if got != tc.want {
 				t.Errorf("Parse(%q, %q)\n got %s %+v\nwant %s %+v",
 					tc.path, tc.ns, got.Kind.testString(), got, tc.want.Kind.testString(), tc.want)
@@ -274,7 +301,7 @@ func TestParseNoDefault(t *testing.T) {
 	}
 	// A prefix or ns still works.
 	got, err := tab.Parse("/v2/ghcr.io/org/app/tags/list", "")
-	if want := (Route{Kind: Tags, Upstream: "ghcr.io", Repo: "org/app", Name: "ghcr.io/org/app"}); err != nil || got != want {
+	if want := (Route{Kind: Tags, Upstream: ups["ghcr.io"], Repo: "org/app", Name: "ghcr.io/org/app"}); err != nil || got != want {
 		t.Errorf("Parse with prefix = %+v, %v; want %+v", got, err, want)
 	}
 }
@@ -282,12 +309,12 @@ func TestParseNoDefault(t *testing.T) {
 // TestNewTableNamesWinOverHosts: an upstream's name always resolves to it
 // as ns, whatever order the configuration lists upstreams in.
 func TestNewTableNamesWinOverHosts(t *testing.T) {
-	mirror := Upstream{Name: "mirror", Host: "ghcr.io"}
-	ghcr := Upstream{Name: "ghcr.io", Host: "ghcr.io"}
-	for _, ups := range [][]Upstream{{mirror, ghcr}, {ghcr, mirror}} {
+	mirror := newUpstream("mirror", "https://ghcr.io")
+	ghcr := newUpstream("ghcr.io", "https://ghcr.io")
+	for _, ups := range [][]*upstream.Client{{mirror, ghcr}, {ghcr, mirror}} {
 		got, err := NewTable(ups, "").Parse("/v2/org/app/tags/list", "ghcr.io")
-		if err != nil || got.Upstream != "ghcr.io" {
-			t.Errorf("upstreams %v: ns=ghcr.io went to %q (%v), want ghcr.io", ups, got.Upstream, err)
+		if err != nil || got.Upstream != ghcr {
+			t.Errorf("upstreams %s, %s: ns=ghcr.io went to %v (%v), want ghcr.io", ups[0].Name(), ups[1].Name(), got.Upstream, err)
 		}
 	}
 }

@@ -1,7 +1,19 @@
-// Package store defines where the cache keeps content: blobs addressed by
-// digest, and small named records (tag links, manifest media types). The
-// filesystem (package fs) is the first backend; every backend passes the
-// shared conformance test in package storetest.
+// Package store defines where the cache keeps what it has fetched, split by
+// what backends can do:
+//
+//   - a Spool holds a fill's bytes while they arrive, readable at once by
+//     the clients sharing the fill: always local disk;
+//   - Content holds verified blobs (manifests included) by digest: the
+//     filesystem here, an object store later;
+//   - Records hold small named values: tag links, manifest media types,
+//     cached tag lists and referrers, and later last-pulled times, pins
+//     and frozen tags.
+//
+// The filesystem (package fs) implements all three. Every backend passes
+// the conformance tests of package storetest for the interfaces it
+// implements. A backend's extra powers (serving a blob with sendfile, a
+// presigned URL) are not promised here: the filesystem's readers are
+// *os.File values, which net/http sends with sendfile.
 package store
 
 import (
@@ -16,36 +28,72 @@ import (
 // record it does not hold.
 var ErrNotFound = errors.New("not found")
 
-// Store holds verified content. Implementations are safe for concurrent use.
-type Store interface {
-	// Stat returns the size of the blob d.
-	Stat(ctx context.Context, d digest.Digest) (int64, error)
-	// Open returns the blob d for reading, and its size. The filesystem
-	// backend returns an *os.File, so that serving it can use sendfile.
-	Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error)
-	// Create starts writing a new blob. Nothing is visible to Stat or Open
-	// until Commit.
-	Create(ctx context.Context) (Writer, error)
+// Store is the three parts a cache keeps its data in.
+type Store struct {
+	Spool   Spool
+	Content Content
+	Records Records
+}
 
-	// Get returns the record under key, a slash-separated path of
-	// validated parts (see package route).
+// Spool holds fills in progress. Implementations are safe for concurrent
+// use.
+type Spool interface {
+	// Create starts a new spool file.
+	Create(ctx context.Context) (SpoolFile, error)
+}
+
+// SpoolFile receives a blob's bytes while a fill is under way. Write is
+// called from one goroutine; Reader from any.
+type SpoolFile interface {
+	io.Writer
+	// Reader returns a new reader of the bytes written, from offset off.
+	// It reads concurrently with Write, only bytes Write has returned,
+	// and reads on after the file is committed or discarded.
+	Reader(off int64) (io.ReadCloser, error)
+	// Discard removes the file. Readers opened before read on.
+	Discard() error
+}
+
+// Content holds verified blobs, addressed by digest. Implementations are
+// safe for concurrent use.
+type Content interface {
+	// Stat returns the size of blob d.
+	Stat(ctx context.Context, d digest.Digest) (int64, error)
+	// Open returns blob d for reading from offset off, and the blob's
+	// whole size. A reader opened before a Delete reads on.
+	Open(ctx context.Context, d digest.Digest, off int64) (io.ReadCloser, int64, error)
+	// Commit makes the bytes of f visible as blob d, atomically: readers
+	// see all of them or none. The caller has verified that they hash to
+	// d. Commit consumes f, whatever its outcome; readers of f read on.
+	// Committing a blob already held is not an error.
+	Commit(ctx context.Context, d digest.Digest, f SpoolFile) error
+	// Delete removes blob d. Deleting a blob not held is not an error.
+	Delete(ctx context.Context, d digest.Digest) error
+	// Walk calls fn for every blob held, in no particular order, until fn
+	// returns an error, which Walk returns.
+	Walk(ctx context.Context, fn func(d digest.Digest, size int64) error) error
+	// Usage returns the total size and number of the blobs held.
+	Usage(ctx context.Context) (Usage, error)
+}
+
+// Usage is how much a Content holds.
+type Usage struct {
+	Bytes, Count int64
+}
+
+// Records holds small named values. Keys are slash-separated paths of
+// validated parts (names, tags and digests that package oci accepts).
+// Implementations are safe for concurrent use.
+type Records interface {
+	// Get returns the record under key.
 	Get(ctx context.Context, key string) ([]byte, error)
 	// Put replaces the record under key atomically.
 	Put(ctx context.Context, key string, value []byte) error
-}
-
-// Writer receives a blob's bytes while a fill is under way.
-type Writer interface {
-	io.Writer
-	// Reader returns a new reader of the bytes written, so that clients
-	// are served from a fill while it runs. It reads concurrently with
-	// Write, on bytes Write has returned, and stays readable after Commit.
-	// The filesystem backend returns an *os.File, for sendfile.
-	Reader() (io.ReadSeekCloser, error)
-	// Commit makes the bytes written visible as blob d, atomically. The
-	// caller has verified that they hash to d. After Commit (or Cancel)
-	// the Writer must not be used.
-	Commit(ctx context.Context, d digest.Digest) error
-	// Cancel discards the bytes written.
-	Cancel() error
+	// Delete removes the record under key. Deleting a record not held is
+	// not an error.
+	Delete(ctx context.Context, key string) error
+	// Walk calls fn for the key of every record under prefix (a key, or
+	// "" for all), in no particular order, until fn returns an error,
+	// which Walk returns.
+	Walk(ctx context.Context, prefix string, fn func(key string) error) error
 }

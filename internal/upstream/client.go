@@ -11,12 +11,12 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,14 +24,6 @@ import (
 
 	"github.com/entrepot/entrepot/internal/config"
 	"github.com/entrepot/entrepot/internal/oci"
-)
-
-// Defaults for the timeouts of config.Upstream, used when a field is zero.
-// They match the documented defaults of the configuration.
-const (
-	defaultConnectTimeout        = 5 * time.Second
-	defaultResponseHeaderTimeout = 15 * time.Second
-	defaultIdleTimeout           = 30 * time.Second
 )
 
 // userAgent is sent with every request, to the upstream, its token realm and
@@ -45,6 +37,7 @@ type Client struct {
 	username string
 	password config.Secret
 	idle     time.Duration // see idleBody
+	ttl      time.Duration
 	http     *http.Client
 	log      *slog.Logger
 
@@ -59,23 +52,19 @@ type Client struct {
 	// requests send it up front instead of paying a 401 round trip each.
 	useBasic atomic.Bool
 
-	mu sync.Mutex // protects blockedUntil
-	// blockedUntil is when a 429 from the upstream expires; until then Do
-	// refuses without contacting the upstream.
-	blockedUntil time.Time
+	health *Health
 }
 
-// New returns a Client for cfg. cfg.URL must be set (configuration
-// validation guarantees it); user info in it is ignored, credentials come
-// only from Username and Password. Zero timeouts take their documented
-// defaults (5s connect, 15s response header, 30s idle).
+// New returns a Client for cfg, as package config built and validated it
+// (config.NewUpstream sets the documented defaults). cfg.URL must be set;
+// user info in it is ignored, credentials come only from Username and
+// Password. A zero timeout is no timeout.
 //
 // transport nil means a tuned *http.Transport built from cfg's timeouts
 // (see NewTransport). A transport given here must not add credentials of
 // its own: it also carries redirected requests to other hosts. log nil
 // discards logs.
 func New(cfg config.Upstream, transport http.RoundTripper, log *slog.Logger) *Client {
-	cfg = withDefaults(cfg)
 	if transport == nil {
 		transport = NewTransport(cfg)
 	}
@@ -90,24 +79,13 @@ func New(cfg config.Upstream, transport http.RoundTripper, log *slog.Logger) *Cl
 		username: cfg.Username,
 		password: cfg.Password,
 		idle:     cfg.IdleTimeout,
+		ttl:      cfg.TTL,
 		log:      log,
 		now:      time.Now,
 	}
+	c.health = newHealth(func() time.Time { return c.now() })
 	c.http = &http.Client{Transport: transport, CheckRedirect: checkRedirect}
 	return c
-}
-
-func withDefaults(cfg config.Upstream) config.Upstream {
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = defaultConnectTimeout
-	}
-	if cfg.ResponseHeaderTimeout <= 0 {
-		cfg.ResponseHeaderTimeout = defaultResponseHeaderTimeout
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = defaultIdleTimeout
-	}
-	return cfg
 }
 
 // Name is the upstream's configured name, e.g. "docker.io".
@@ -115,6 +93,23 @@ func (c *Client) Name() string { return c.name }
 
 // Host is the host (and port, if any) of the upstream's URL.
 func (c *Client) Host() string { return c.base.Host }
+
+// TTL is how long a tag, a tag list or a referrers answer of this upstream
+// stays fresh.
+func (c *Client) TTL() time.Duration { return c.ttl }
+
+// DockerHub tells whether the upstream is Docker Hub, whose one-part
+// repository names are under library/.
+func (c *Client) DockerHub() bool {
+	return c.name == oci.DockerHub || c.base.Host == "registry-1.docker.io"
+}
+
+// Health is the record of the upstream's recent failures and 429 blocks.
+func (c *Client) Health() *Health { return c.health }
+
+// Failing tells whether the upstream failed lately or is blocked (see
+// Health.Failing).
+func (c *Client) Failing() bool { return c.health.Failing() }
 
 // Do sends method to <base>/v2/<repo>/<path> (path like "manifests/latest",
 // "blobs/sha256:..", "tags/list", "referrers/sha256:..") with query and
@@ -137,7 +132,7 @@ func (c *Client) Do(ctx context.Context, method, repo, path string, query url.Va
 	if !validPath(path) {
 		return nil, fmt.Errorf("upstream %q: invalid path %q", c.name, path)
 	}
-	if until := c.BlockedUntil(); !until.IsZero() {
+	if until := c.health.BlockedUntil(); !until.IsZero() {
 		return nil, c.blockedError(until)
 	}
 
@@ -146,6 +141,22 @@ func (c *Client) Do(ctx context.Context, method, repo, path string, query url.Va
 	target := u.String()
 	scope := "repository:" + repo + ":pull"
 
+	resp, err := c.authorized(ctx, method, target, scope, header)
+	if err != nil {
+		c.noteFailure(ctx, err)
+		return nil, err
+	}
+	c.health.succeeded()
+	if v := resp.Header.Get("Ratelimit-Remaining"); v != "" {
+		c.log.Debug("upstream rate limit", "upstream", c.name, "ratelimit-remaining", v)
+	}
+	return resp, nil
+}
+
+// authorized sends the request with the credentials that scope needs,
+// answering one 401 challenge, and returns the response when the status
+// is below 400.
+func (c *Client) authorized(ctx context.Context, method, target, scope string, header http.Header) (*http.Response, error) {
 	auth := c.cachedAuth(scope)
 	resp, err := c.send(ctx, method, target, header, auth)
 	if err != nil {
@@ -165,10 +176,21 @@ func (c *Client) Do(ctx context.Context, method, repo, path string, query url.Va
 	if resp.StatusCode >= 400 {
 		return nil, c.statusError(resp)
 	}
-	if v := resp.Header.Get("Ratelimit-Remaining"); v != "" {
-		c.log.Debug("upstream rate limit", "upstream", c.name, "ratelimit-remaining", v)
-	}
 	return resp, nil
+}
+
+// noteFailure starts the upstream's quiet period after a failure of its
+// own: no answer, or a 5xx. A definite answer (404, 401) is no failure, a
+// 429 blocks the upstream already, and a request its caller gave up on
+// says nothing of the upstream.
+func (c *Client) noteFailure(ctx context.Context, err error) {
+	var e *Error
+	if ctx.Err() != nil || !errors.As(err, &e) {
+		return
+	}
+	if e.Status == 0 || e.Status >= 500 {
+		c.health.failed()
+	}
 }
 
 // validPath reports whether path is a non-empty relative path without
@@ -191,6 +213,7 @@ func validPath(path string) bool {
 func (c *Client) send(ctx context.Context, method, target string, header http.Header, auth string) (*http.Response, error) {
 	// cancel aborts the request when the body stalls; the body's Close
 	// calls it too, releasing the context.
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, method, target, nil)
 	if err != nil {
@@ -212,6 +235,10 @@ func (c *Client) send(ctx context.Context, method, target string, header http.He
 		cancel()
 		return nil, c.transportError(err)
 	}
-	resp.Body = newIdleBody(resp.Body, c.idle, cancel, c.name)
+	resp.Body = newIdleBody(resp.Body, c.idle, cancel, c.name, func() {
+		if parent.Err() == nil { // not the caller's doing
+			c.health.failed()
+		}
+	})
 	return resp, nil
 }

@@ -1,13 +1,16 @@
 package upstream
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/entrepot/entrepot/internal/oci"
@@ -66,6 +69,58 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // NotFound reports whether the upstream answered 404.
 func (e *Error) NotFound() bool { return e.Status == http.StatusNotFound }
+
+// Is matches the registry errors of package oci: a 404 is oci.ErrNotFound
+// and a 405 oci.ErrUnsupported.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case oci.ErrNotFound:
+		return e.Status == http.StatusNotFound
+	case oci.ErrUnsupported:
+		return e.Status == http.StatusMethodNotAllowed
+	}
+	return false
+}
+
+// Public is the error as a client of the cache may read it: like Error,
+// but a failure without an answer is said in words ("DNS lookup failed",
+// "connection refused"), without the addresses, resolvers and ports of the
+// cache's network, which Error keeps for the log.
+func (e *Error) Public() string {
+	if e.Err == nil {
+		return e.Error()
+	}
+	public := *e
+	public.Err = nil
+	public.Message = joinMessage(e.Message, describe(e.Err))
+	return public.Error()
+}
+
+// describe says in words what kind of transport failure err is.
+func describe(err error) string {
+	var dns *net.DNSError
+	var op *net.OpError
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrStalled):
+		return "response body stalled"
+	case errors.As(err, &dns):
+		return "DNS lookup failed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.As(err, &op) && op.Op == "dial":
+		return "connection failed"
+	case strings.Contains(err.Error(), "tls:"), strings.Contains(err.Error(), "x509:"):
+		return "TLS handshake failed"
+	}
+	return "connection failed"
+}
 
 // transportError wraps a failure where no usable response arrived. The
 // *url.Error that net/http adds is peeled off: its text repeats the URL,

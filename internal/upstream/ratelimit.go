@@ -20,17 +20,6 @@ const (
 	maxRetryAfter = time.Hour
 )
 
-// BlockedUntil returns when the upstream may be contacted again after a
-// 429, or the zero time when it is not rate-limited.
-func (c *Client) BlockedUntil() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.now().Before(c.blockedUntil) {
-		return c.blockedUntil
-	}
-	return time.Time{}
-}
-
 // blockedError is Do's answer while the upstream is rate-limited.
 func (c *Client) blockedError(until time.Time) *Error {
 	return &Error{
@@ -46,16 +35,7 @@ func (c *Client) blockedError(until time.Time) *Error {
 // may be contacted again. It logs once per blocked period, not once per
 // refused request.
 func (c *Client) block(h http.Header) time.Time {
-	now := c.now()
-	until := now.Add(retryAfter(h.Get("Retry-After"), now))
-
-	c.mu.Lock()
-	wasBlocked := now.Before(c.blockedUntil)
-	if until.After(c.blockedUntil) {
-		c.blockedUntil = until
-	}
-	c.mu.Unlock()
-
+	until, wasBlocked := c.health.block(retryAfter(h.Get("Retry-After"), c.now()))
 	if !wasBlocked {
 		attrs := []any{"upstream", c.name, "until", until}
 		for _, k := range []string{"Ratelimit-Limit", "Ratelimit-Remaining", "Docker-Ratelimit-Source"} {

@@ -42,7 +42,7 @@ func TestRateLimited(t *testing.T) {
 	if e.Status != 429 || e.Code != "TOOMANYREQUESTS" || !e.RetryAfter.Equal(until) {
 		t.Errorf("first: got %d %s RetryAfter %v, want 429 TOOMANYREQUESTS %v", e.Status, e.Code, e.RetryAfter, until)
 	}
-	if got := c.BlockedUntil(); !got.Equal(until) {
+	if got := c.Health().BlockedUntil(); !got.Equal(until) {
 		t.Errorf("BlockedUntil = %v, want %v", got, until)
 	}
 
@@ -65,8 +65,8 @@ func TestRateLimited(t *testing.T) {
 	// The block ends on time.
 	limited.Store(false)
 	clock.Advance(2 * time.Second)
-	if !c.BlockedUntil().IsZero() {
-		t.Errorf("BlockedUntil = %v after the block, want zero", c.BlockedUntil())
+	if !c.Health().BlockedUntil().IsZero() {
+		t.Errorf("BlockedUntil = %v after the block, want zero", c.Health().BlockedUntil())
 	}
 	if err := get(); err != nil {
 		t.Fatal(err)

@@ -21,7 +21,6 @@ const maxRedirects = 5
 // from a few hosts, and HTTP/2 when the server offers it. It uses no proxy
 // from the environment: the cache contacts only its configured upstreams.
 func NewTransport(cfg config.Upstream) *http.Transport {
-	cfg = withDefaults(cfg)
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                 nil,
@@ -57,7 +56,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 }
 
 // idleBody is a response body that gives up when no byte arrives for idle
-// while the caller reads: a stalled upstream must not hang a fill forever.
+// (0: never) while the caller reads: a stalled upstream must not hang a fill forever.
 // The clock runs only inside Read, so a caller that pauses between reads
 // (its own client is slow) is not mistaken for a stalled upstream. Read
 // errors other than io.EOF are *Error values naming the upstream.
@@ -66,37 +65,48 @@ type idleBody struct {
 	idle     time.Duration
 	upstream string
 	cancel   context.CancelFunc // aborts the request
+	failed   func()             // called when a read fails: the upstream's fault
 	timer    *time.Timer        // armed during Read; fires cancel
 	stalled  atomic.Bool        // set when the timer fired
 }
 
-func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc, upstream string) *idleBody {
-	b := &idleBody{rc: rc, idle: idle, upstream: upstream, cancel: cancel}
-	b.timer = time.AfterFunc(idle, func() {
-		b.stalled.Store(true)
-		cancel()
-	})
-	b.timer.Stop()
+func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc, upstream string, failed func()) *idleBody {
+	b := &idleBody{rc: rc, idle: idle, upstream: upstream, cancel: cancel, failed: failed}
+	if idle > 0 {
+		b.timer = time.AfterFunc(idle, func() {
+			b.stalled.Store(true)
+			cancel()
+		})
+		b.timer.Stop()
+	}
 	return b
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
-	b.timer.Reset(b.idle)
+	if b.timer != nil {
+		b.timer.Reset(b.idle)
+	}
 	n, err := b.rc.Read(p)
-	b.timer.Stop()
+	if b.timer != nil {
+		b.timer.Stop()
+	}
 	switch {
 	case err == nil || err == io.EOF: // io.EOF unwrapped, as io.Reader promises
 		return n, err
 	case b.stalled.Load():
+		b.failed()
 		return n, &Error{Upstream: b.upstream, Err: fmt.Errorf("%w: no data for %s", ErrStalled, b.idle)}
 	default:
+		b.failed()
 		return n, &Error{Upstream: b.upstream, Err: err}
 	}
 }
 
 // Close closes the body and releases the request's context.
 func (b *idleBody) Close() error {
-	b.timer.Stop()
+	if b.timer != nil {
+		b.timer.Stop()
+	}
 	err := b.rc.Close()
 	b.cancel()
 	return err

@@ -1,186 +1,121 @@
-// Package fs is the filesystem store: blobs under blobs/<alg>/<2 hex>/<hex>,
-// records under records/<key>, and fills in progress under tmp/, renamed
-// into place only once verified, so that a crash never leaves a partial or
-// wrong blob where it could be served.
+// Package fs is the filesystem store: the spool under tmp/, verified blobs
+// under blobs/<alg>/<2 hex>/<hex>, and records under records/<key>. A fill
+// is renamed from tmp/ into blobs/ only once verified, so that a crash
+// never leaves a partial or wrong blob where it could be served.
+//
+// One process owns a data directory: New locks it (flock on its lock
+// file) and a second process on the same directory gets ErrLocked, which
+// names the process that holds it.
 package fs
 
 import (
-	"context"
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
+	"sync"
+	"syscall"
 
 	"github.com/entrepot/entrepot/internal/store"
-	"github.com/opencontainers/go-digest"
 )
 
-// Store is a store.Store on a local directory.
-type Store struct {
+// Dir is a data directory: the spool, the content and the records of
+// a store.Store, on local disk.
+type Dir struct {
 	root string
+	lock *os.File // held, flocked, until Close
+
+	mu    sync.Mutex // protects usage, and orders a commit's look and rename
+	usage store.Usage
 }
 
-var _ store.Store = (*Store)(nil)
+// The three parts of a Dir, each the Dir under the interface's names.
+type (
+	spool   struct{ *Dir }
+	content struct{ *Dir }
+	records struct{ *Dir }
+)
 
-// New opens the store at root, creating it if needed, and removes the
-// leftovers of fills that a crash interrupted. One process owns a root.
-func New(root string) (*Store, error) {
-	s := &Store{root: root}
-	if err := os.RemoveAll(s.tmpDir()); err != nil {
-		return nil, fmt.Errorf("store: clean %s: %w", s.tmpDir(), err)
+var (
+	_ store.Spool   = spool{}
+	_ store.Content = content{}
+	_ store.Records = records{}
+)
+
+// Store returns the directory's spool, content and records.
+func (s *Dir) Store() store.Store {
+	return store.Store{Spool: spool{s}, Content: content{s}, Records: records{s}}
+}
+
+// ErrLocked is returned by New when another process holds the directory.
+var ErrLocked = errors.New("data directory in use")
+
+// New opens the store at root, creating it if needed: it locks the
+// directory, removes the leftovers of fills that a crash interrupted, and
+// counts the blobs held. Close releases the lock.
+func New(root string) (*Dir, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
-	for _, dir := range []string{s.tmpDir(), filepath.Join(root, "blobs"), filepath.Join(root, "records")} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
+	lock, err := lockDir(root)
+	if err != nil {
+		return nil, err
+	}
+	s := &Dir{root: root, lock: lock}
+	if err := s.init(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Store) tmpDir() string { return filepath.Join(s.root, "tmp") }
-
-func (s *Store) blobPath(d digest.Digest) (string, error) {
-	if err := d.Validate(); err != nil {
-		return "", fmt.Errorf("store: %w", err)
+func (s *Dir) init() error {
+	if err := os.RemoveAll(s.tmpDir()); err != nil {
+		return fmt.Errorf("store: clean %s: %w", s.tmpDir(), err)
 	}
-	hex := d.Encoded()
-	return filepath.Join(s.root, "blobs", string(d.Algorithm()), hex[:2], hex), nil
-}
-
-func (s *Store) recordPath(key string) (string, error) {
-	for _, part := range strings.Split(key, "/") {
-		if part == "" || part == "." || part == ".." || strings.ContainsAny(part, "\\\x00") {
-			return "", fmt.Errorf("store: invalid record key %q", key)
+	for _, dir := range []string{s.tmpDir(), s.blobsDir(), s.recordsDir()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("store: %w", err)
 		}
 	}
-	return filepath.Join(s.root, "records", filepath.FromSlash(key)), nil
+	return s.count()
 }
 
-// Stat implements store.Store.
-func (s *Store) Stat(_ context.Context, d digest.Digest) (int64, error) {
-	p, err := s.blobPath(d)
-	if err != nil {
-		return 0, err
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return 0, notFound(err)
-	}
-	return fi.Size(), nil
+// Close releases the directory's lock. The store must not be used after.
+func (s *Dir) Close() error {
+	return s.lock.Close() // closing the file drops the flock
 }
 
-// Open implements store.Store. The reader is an *os.File.
-func (s *Store) Open(_ context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
-	p, err := s.blobPath(d)
-	if err != nil {
-		return nil, 0, err
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, 0, notFound(err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	return f, fi.Size(), nil
-}
-
-// Create implements store.Store.
-func (s *Store) Create(context.Context) (store.Writer, error) {
-	f, err := os.CreateTemp(s.tmpDir(), "fill-*")
+// lockDir takes the lock of root, and writes this process's id in it for
+// the next one to read.
+func lockDir(root string) (*os.File, error) {
+	path := filepath.Join(root, "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	return &writer{s: s, f: f}, nil
-}
-
-// Get implements store.Store.
-func (s *Store) Get(_ context.Context, key string) ([]byte, error) {
-	p, err := s.recordPath(key)
-	if err != nil {
-		return nil, err
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("store: lock %s: %w", path, err)
+		}
+		holder, _ := os.ReadFile(path)
+		if pid := string(bytes.TrimSpace(holder)); pid != "" {
+			return nil, fmt.Errorf("%w: %s is locked by process %s", ErrLocked, root, pid)
+		}
+		return nil, fmt.Errorf("%w: %s is locked by another process", ErrLocked, root)
 	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, notFound(err)
-	}
-	return b, nil
-}
-
-// Put implements store.Store: write a temporary file, sync, rename.
-func (s *Store) Put(_ context.Context, key string, value []byte) error {
-	p, err := s.recordPath(key)
-	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(s.tmpDir(), "record-*")
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	_, err = f.Write(value)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("store: put %s: %w", key, err)
-	}
-	return nil
-}
-
-// writer is a fill in progress: a temporary file in tmp/.
-type writer struct {
-	s *Store
-	f *os.File
-}
-
-func (w *writer) Write(p []byte) (int, error) { return w.f.Write(p) }
-
-// Reader opens the temporary file anew: each reader has its own offset,
-// which sendfile needs, and keeps the file open across the commit's rename.
-func (w *writer) Reader() (io.ReadSeekCloser, error) {
-	f, err := os.Open(w.f.Name())
-	if err != nil {
-		return nil, err // not a nil *os.File in a non-nil interface
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
 }
 
-func (w *writer) Commit(_ context.Context, d digest.Digest) error {
-	p, err := w.s.blobPath(d)
-	if err == nil {
-		// Sync before rename: after a crash the name either is absent or
-		// holds every byte.
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = rename(w.f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(w.f.Name())
-		return fmt.Errorf("store: commit %s: %w", d, err)
-	}
-	return nil
-}
-
-func (w *writer) Cancel() error {
-	w.f.Close()
-	return os.Remove(w.f.Name())
-}
+func (s *Dir) tmpDir() string     { return filepath.Join(s.root, "tmp") }
+func (s *Dir) blobsDir() string   { return filepath.Join(s.root, "blobs") }
+func (s *Dir) recordsDir() string { return filepath.Join(s.root, "records") }
 
 // rename moves a finished temporary file into place, creating its directory.
 func rename(from, to string) error {
@@ -191,7 +126,7 @@ func rename(from, to string) error {
 }
 
 func notFound(err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	}
 	return err

@@ -1,0 +1,111 @@
+package httpx
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The pipeline keeps sendfile: the writer a handler gets behind every
+// middleware, and the one SendBody hands a large file to, implement
+// io.ReaderFrom, and unwrapping them reaches net/http's own writer, whose
+// ReadFrom sends an *os.File with sendfile. The file arrives whole, and
+// the recorder counts it.
+func TestPipelineKeepsReaderFrom(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "blob")
+	content := strings.Repeat("b", 2*LargeBody)
+	os.WriteFile(path, []byte(content), 0o644)
+	var reached string
+	var recorded *ResponseWriter
+	final := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(path)
+		if err != nil {
+			panic(err)
+		}
+		defer f.Close()
+		err = SendBody(w, r, int64(len(content)), true, func(dst io.Writer) error {
+			if _, ok := dst.(io.ReaderFrom); !ok {
+				return fmt.Errorf("%T is no io.ReaderFrom", dst)
+			}
+			inner := dst
+			for {
+				u, ok := inner.(interface{ Unwrap() http.ResponseWriter })
+				if !ok {
+					break
+				}
+				inner = u.Unwrap()
+			}
+			reached = fmt.Sprintf("%T", inner)
+			_, err := io.Copy(dst, f)
+			return err
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	record := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			recorded = NewResponseWriter(w)
+			h.ServeHTTP(recorded, r)
+		})
+	}
+	srv := httptest.NewUnstartedServer(Chain(final, RequestID, AccessLog(slog.New(slog.DiscardHandler)), Pass, record))
+	Tune(srv.Config)
+	srv.Start()
+	defer srv.Close()
+
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != content {
+		t.Fatalf("got %d bytes, want %d", len(body), len(content))
+	}
+	if reached != "*http.response" {
+		t.Errorf("unwrapping the handler's writer reaches %s, want net/http's *http.response", reached)
+	}
+	if recorded.Written() != int64(len(content)) || recorded.Status() != http.StatusOK {
+		t.Errorf("recorded %d bytes, status %d", recorded.Written(), recorded.Status())
+	}
+	if resp.Header.Get("X-Request-Id") == "" {
+		t.Error("no X-Request-Id on the answer")
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	h := Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, RequestIDOf(r.Context()))
+	}), RequestID)
+	for _, tc := range []struct {
+		sent string
+		kept bool
+	}{
+		{"abc-123", true},
+		{"", false},
+		{"has space", false},
+		{strings.Repeat("x", 65), false},
+		{"bad\nline", false},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+		if tc.sent != "" {
+			req.Header["X-Request-Id"] = []string{tc.sent}
+		}
+		h.ServeHTTP(rec, req)
+		id := rec.Header().Get("X-Request-Id")
+		if id != rec.Body.String() || id == "" {
+			t.Errorf("sent %q: header %q, context %q", tc.sent, id, rec.Body.String())
+		}
+		if (id == tc.sent) != tc.kept {
+			t.Errorf("sent %q: got %q, kept=%v", tc.sent, id, tc.kept)
+		}
+	}
+}
