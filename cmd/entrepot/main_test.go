@@ -168,3 +168,42 @@ func files(t *testing.T, root string) int {
 	})
 	return n
 }
+
+// A second serve on a data directory in use exits 2 with a line naming the
+// process that holds it, and leaves the first one's fills in tmp/ alone;
+// the first goes on serving, its health checks answering.
+func TestDataDirectoryIsLocked(t *testing.T) {
+	bin := build(t)
+	data := t.TempDir()
+	addr := freeAddr(t)
+	first := exec.Command(bin, "serve", "--listen", addr, "--data", data, "--upstream", "docker.io=http://127.0.0.1:1")
+	first.Stderr = io.Discard
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Process.Kill(); first.Wait() })
+	waitHTTP(t, "http://"+addr+"/healthz")
+	leftover := filepath.Join(data, "tmp", "fill-in-progress")
+	if err := os.WriteFile(leftover, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	second := exec.Command(bin, "serve", "--listen", freeAddr(t), "--data", data, "--upstream", "docker.io=http://127.0.0.1:1")
+	var stderr bytes.Buffer
+	second.Stderr = &stderr
+	err := second.Run()
+	ee, ok := err.(*exec.ExitError)
+	if want := fmt.Sprintf("locked by process %d", first.Process.Pid); !ok || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("second serve: %v, stderr %q; want exit 2 saying %q", err, stderr.String(), want)
+	}
+	if _, err := os.Stat(leftover); err != nil {
+		t.Fatalf("the second serve touched the first one's tmp/: %v", err)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/v2/"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s on the first: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+}

@@ -212,3 +212,16 @@ func readBlob(t testing.TB, c *cache.Cache, src cache.Source, d digest.Digest) (
 	err = b.Copy(ctx, &buf, 0, -1)
 	return buf.Bytes(), err
 }
+
+// waitFills waits, at most 10 s, for the cache's fills to end: a fill
+// commits after its last reader got its bytes.
+func waitFills(t *testing.T, c *cache.Cache) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Filling() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("fills still running after 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -121,6 +121,10 @@ type options struct {
 	timeout time.Duration
 	// prefetch is off unless set, so that tests count only what clients ask.
 	prefetch int
+	// defaultTimeouts keeps the configuration's default timeouts.
+	defaultTimeouts bool
+	// transport, when set, carries the upstream requests.
+	transport http.RoundTripper
 }
 
 func newCache(t *testing.T, o *origin, opt options) *cacheServer {
@@ -152,8 +156,10 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 	for _, name := range []string{"docker.io", "ghcr.io"} {
 		cfg := config.NewUpstream(name, u)
 		cfg.TTL = opt.ttl
-		cfg.ConnectTimeout, cfg.ResponseHeaderTimeout, cfg.IdleTimeout = opt.timeout, opt.timeout, opt.timeout
-		ups = append(ups, upstream.New(cfg, nil, log))
+		if !opt.defaultTimeouts {
+			cfg.ConnectTimeout, cfg.ResponseHeaderTimeout, cfg.IdleTimeout = opt.timeout, opt.timeout, opt.timeout
+		}
+		ups = append(ups, upstream.New(cfg, opt.transport, log))
 	}
 	srv := httptest.NewUnstartedServer(registry.New(c, ups, "docker.io", log))
 	httpx.Tune(srv.Config) // as cmd/entrepot serves
