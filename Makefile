@@ -9,7 +9,8 @@ e2e:
 # Each fuzz target for a minute.
 fuzz:
 	go test -run=^$$ -fuzz=FuzzParse$$ -fuzztime=60s ./internal/route/
-	go test -run=^$$ -fuzz=FuzzGrammar -fuzztime=60s ./internal/route/
+	go test -run=^$$ -fuzz=FuzzGrammar -fuzztime=60s ./internal/oci/
+	go test -run=^$$ -fuzz=FuzzReference -fuzztime=60s ./internal/oci/
 	go test -run=^$$ -fuzz=FuzzParseRange -fuzztime=60s ./internal/httpx/
 	go test -run=^$$ -fuzz=FuzzParseChallenge -fuzztime=60s ./internal/upstream/
 

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Installs the suite's tools, skipping whatever is already there:
 #   - from Debian's packages: skopeo, containerd (with ctr), docker.io
-#     (dockerd and the docker CLI), jq, curl;
+#     (dockerd and the docker CLI), jq, curl, strace;
 #   - with `go install` at pinned versions (scripts/lib.sh, and regctl's
 #     here), into $E2E_GOBIN: crane, regctl and the Distribution registry
 #     (the suite's upstream).
@@ -15,6 +15,7 @@ install_apt_packages() {
 	{ command -v dockerd && command -v docker; } >/dev/null || need+=(docker.io)
 	command -v jq >/dev/null || need+=(jq)
 	command -v curl >/dev/null || need+=(curl)
+	command -v strace >/dev/null || need+=(strace)
 	if ((${#need[@]} == 0)); then
 		log "apt packages: all present"
 		return 0

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -34,20 +33,19 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up
 	if err != nil {
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", b.Size))
 		return httpx.Errorf(http.StatusRequestedRangeNotSatisfiable, oci.CodeRangeInvalid,
-			"range %q does not fit blob %s of %d bytes", r.Header.Get("Range"), rt.Digest, b.Size)
+			"range %s does not fit blob %s of %d bytes", httpx.Quote(r.Header.Get("Range")), rt.Digest, b.Size)
 	}
 	setBlobHeaders(h, rt, b.Size)
-	end, length := int64(-1), b.Size
+	end := int64(-1)
 	if ranged {
-		end, length = last+1, last+1-first
+		end = last + 1
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, b.Size))
-		h.Set("Content-Length", strconv.FormatInt(length, 10))
+		h.Set("Content-Length", strconv.FormatInt(end-first, 10))
 		w.WriteHeader(http.StatusPartialContent)
 	}
-	err = httpx.SendBody(w, r, length, b.Stored(), func(dst io.Writer) error {
-		return b.Copy(r.Context(), dst, first, end)
-	})
-	if err != nil {
+	// w reaches net/http's ReadFrom, which sends a stored blob's file, or
+	// a fill's spool file, with sendfile.
+	if err := b.Copy(r.Context(), w, first, end); err != nil {
 		// Headers are out: the only honest signal left is to cut the
 		// connection, so that the client never takes a short or
 		// unverified body for a whole one.

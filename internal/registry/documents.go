@@ -110,7 +110,7 @@ func writeJSON(w http.ResponseWriter, r *http.Request, contentType string, body 
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	if r.Method == http.MethodGet {
-		w.Write(body)
+		httpx.WriteBody(w, r, body)
 	}
 	return nil
 }

@@ -154,7 +154,7 @@ func TestOCINamespace(t *testing.T) {
 		{"/v2/library/alpine/manifests/3?ns=" + o.host(), o.host()},
 		{"/v2/docker.io/library/alpine/manifests/3", ""},
 		{"/v2/docker.io/library/alpine/manifests/3?ns=ghcr.io", ""}, // the prefix decided
-		{"/v2/library/nope/manifests/3?ns=docker.io", "docker.io"},   // errors too
+		{"/v2/library/nope/manifests/3?ns=docker.io", "docker.io"},  // errors too
 	} {
 		for _, method := range []string{"GET", "HEAD"} {
 			resp, _ := c.do(t, method, tc.path)

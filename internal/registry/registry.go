@@ -6,7 +6,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -91,10 +90,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, rt route.Route
 	h.Set("Docker-Content-Digest", m.Digest.String())
 	h.Set("Etag", `"`+m.Digest.String()+`"`)
 	if r.Method == http.MethodGet {
-		httpx.SendBody(w, r, m.Size, true, func(dst io.Writer) error {
-			_, err := dst.Write(m.Body)
-			return err
-		})
+		httpx.WriteBody(w, r, m.Body)
 	}
 	return nil
 }
