@@ -353,7 +353,16 @@ func TestReferrers(t *testing.T) {
 	}
 	c := newCache(t, o, options{ttl: time.Hour})
 	o.reset()
-	path := "/v2/ghcr.io/team/app/referrers/" + desc.Digest.String()
+	checkReferrers(t, c, "/v2/ghcr.io/team/app/referrers/"+desc.Digest.String())
+	if n := o.count("GET referrers"); n != 1 {
+		t.Fatalf("upstream referrers GETs = %d, want 1", n)
+	}
+}
+
+// checkReferrers asks for the referrers at path, unfiltered, filtered by
+// artifactType and again: the sbom and the sig, the sig alone, both.
+func checkReferrers(t *testing.T, c *cacheServer, path string) {
+	t.Helper()
 	for _, tc := range []struct {
 		query  string
 		want   int
@@ -366,9 +375,9 @@ func TestReferrers(t *testing.T) {
 			resp.Header.Get("Content-Type") != "application/vnd.oci.image.index.v1+json" {
 			t.Fatalf("referrers%s: %d %s %v", tc.query, resp.StatusCode, body, resp.Header)
 		}
-	}
-	if n := o.count("GET referrers"); n != 1 {
-		t.Fatalf("upstream referrers GETs = %d, want 1", n)
+		if tc.filter != "" && idx.Manifests[0].ArtifactType != "application/vnd.example.sig" {
+			t.Fatalf("filtered referrers: %s", body)
+		}
 	}
 }
 

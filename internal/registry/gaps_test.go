@@ -55,23 +55,7 @@ func TestReferrersFromTagSchema(t *testing.T) {
 	c := newCache(t, o, options{ttl: time.Hour})
 	o.reset()
 
-	path := "/v2/ghcr.io/team/app/referrers/" + subject.Digest.String()
-	for _, tc := range []struct {
-		query  string
-		want   int
-		filter string
-	}{{"", 2, ""}, {"?artifactType=application/vnd.example.sig", 1, "artifactType"}, {"", 2, ""}} {
-		resp, body := c.do(t, "GET", path+tc.query)
-		var idx v1.IndexManifest
-		json.Unmarshal(body, &idx)
-		if resp.StatusCode != 200 || len(idx.Manifests) != tc.want || resp.Header.Get("OCI-Filters-Applied") != tc.filter ||
-			resp.Header.Get("Content-Type") != "application/vnd.oci.image.index.v1+json" {
-			t.Fatalf("referrers%s: %d %s %v", tc.query, resp.StatusCode, body, resp.Header)
-		}
-		if tc.filter != "" && idx.Manifests[0].ArtifactType != "application/vnd.example.sig" {
-			t.Fatalf("filtered referrers: %s", body)
-		}
-	}
+	checkReferrers(t, c, "/v2/ghcr.io/team/app/referrers/"+subject.Digest.String())
 	// One referrers request, one HEAD of the tag, one GET of its index:
 	// then the answer is cached.
 	if o.count("GET referrers") != 1 || o.count("HEAD manifests") != 1 || o.count("GET manifests") != 1 || o.total() != 3 {

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -85,14 +86,19 @@ func (c *Client) StatBlob(ctx context.Context, repo string, d digest.Digest) (in
 
 // OpenBlob returns blob d from byte off on, and the length of what the
 // reader will give (-1 when the upstream did not say). The caller closes
-// the reader and verifies the bytes. An upstream that ignores the range
-// is read past the first off bytes.
+// the reader and verifies the bytes. An upstream that ignores the range,
+// or refuses an open-ended one (go-containerregistry's registry does), is
+// read past the first off bytes.
 func (c *Client) OpenBlob(ctx context.Context, repo string, d digest.Digest, off int64) (io.ReadCloser, int64, error) {
 	var header http.Header
 	if off > 0 {
 		header = http.Header{"Range": {"bytes=" + strconv.FormatInt(off, 10) + "-"}}
 	}
 	resp, err := c.Do(ctx, http.MethodGet, repo, "blobs/"+d.String(), nil, header)
+	var e *Error
+	if off > 0 && errors.As(err, &e) && e.Status == http.StatusRequestedRangeNotSatisfiable {
+		resp, err = c.Do(ctx, http.MethodGet, repo, "blobs/"+d.String(), nil, nil)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -125,10 +131,11 @@ func (c *Client) Tags(ctx context.Context, repo string, query url.Values) ([]byt
 // with it must not answer) is an error that wraps oci.ErrUnsupported.
 func (c *Client) Referrers(ctx context.Context, repo string, d digest.Digest) ([]byte, error) {
 	resp, err := c.Do(ctx, http.MethodGet, repo, "referrers/"+d.String(), nil, nil)
+	var e *Error
+	if errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Status == http.StatusMethodNotAllowed) {
+		return nil, fmt.Errorf("%w: %w", oci.ErrUnsupported, err)
+	}
 	if err != nil {
-		if e, ok := err.(*Error); ok && (e.Status == http.StatusNotFound || e.Status == http.StatusMethodNotAllowed) {
-			return nil, fmt.Errorf("%w: %w", oci.ErrUnsupported, err)
-		}
 		return nil, err
 	}
 	defer resp.Body.Close()
