@@ -123,8 +123,7 @@ func (s *Dir) place(tmp, p string, size int64) error {
 	if err := rename(tmp, p); err != nil {
 		return err
 	}
-	s.usage.Bytes += size
-	s.usage.Count++
+	s.adjust(p, size, 1)
 	return nil
 }
 
@@ -146,8 +145,7 @@ func (s content) Delete(_ context.Context, d digest.Digest) error {
 	if err != nil {
 		return fmt.Errorf("store: delete %s: %w", d, err)
 	}
-	s.usage.Bytes -= fi.Size()
-	s.usage.Count--
+	s.adjust(p, -fi.Size(), -1)
 	return nil
 }
 
@@ -195,26 +193,83 @@ func (s *Dir) digestOf(path string) (digest.Digest, bool) {
 	return d, true
 }
 
-// Usage implements store.Content.
-func (s content) Usage(context.Context) (store.Usage, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.usage, nil
-}
-
-// count sets the usage from what is on disk.
-func (s *Dir) count() error {
-	var u store.Usage
-	err := content{s}.Walk(context.Background(), func(_ digest.Digest, size int64) error {
-		u.Bytes += size
-		u.Count++
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: counting blobs: %w", err)
+// Usage implements store.Content. Just after open it waits for the count
+// of the blobs present then.
+func (s content) Usage(ctx context.Context) (store.Usage, error) {
+	select {
+	case <-s.counted:
+	case <-ctx.Done():
+		return store.Usage{}, ctx.Err()
 	}
 	s.mu.Lock()
-	s.usage = u
-	s.mu.Unlock()
-	return nil
+	defer s.mu.Unlock()
+	return s.usage, s.countErr
+}
+
+// adjust counts a blob of size bytes placed (n = 1) or removed (n = -1) at
+// p. Called with mu held.
+func (s *Dir) adjust(p string, size, n int64) {
+	select {
+	case <-s.counted:
+		s.usage.Bytes += size
+		s.usage.Count += n
+	default: // the count is under way
+		d, ok := s.digestOf(p)
+		switch {
+		case !ok || s.changed[d]: // settled at the count's end
+		case p <= s.walked: // the walk counted the blob's old state
+			s.usage.Bytes += size
+			s.usage.Count += n
+		default:
+			s.changed[d] = true
+		}
+	}
+}
+
+// count sets the usage from what is on disk, in the background of open.
+func (s *Dir) count(ctx context.Context) {
+	defer close(s.countExited)
+	err := filepath.WalkDir(s.blobsDir(), func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if e.IsDir() {
+			return ctx.Err()
+		}
+		d, ok := s.digestOf(path)
+		if !ok {
+			return nil
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.walked = path
+		if s.changed[d] {
+			return nil
+		}
+		// Under mu, so that no commit or delete of this blob runs between
+		// its stat and the count.
+		if fi, err := os.Stat(path); err == nil {
+			s.usage.Bytes += fi.Size()
+			s.usage.Count++
+		}
+		return nil
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for d := range s.changed {
+		if p, perr := s.blobPath(d); perr == nil {
+			if fi, serr := os.Stat(p); serr == nil {
+				s.usage.Bytes += fi.Size()
+				s.usage.Count++
+			}
+		}
+	}
+	s.changed = nil
+	if err != nil {
+		s.countErr = fmt.Errorf("store: counting blobs: %w", err)
+	}
+	close(s.counted)
 }

@@ -10,6 +10,7 @@ package fs
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/entrepot/entrepot/internal/store"
+	"github.com/opencontainers/go-digest"
 )
 
 // Dir is a data directory: the spool, the content and the records of
@@ -27,8 +29,21 @@ type Dir struct {
 	root string
 	lock *os.File // held, flocked, until Close
 
-	mu    sync.Mutex // protects usage, and orders a commit's look and rename
+	mu    sync.Mutex // protects the fields below, and orders a commit's look and rename
 	usage store.Usage
+	// The blobs present at open are counted in the background (until
+	// counted is closed), so that a large store does not hold up start-up.
+	// The count walks blobs/ in lexical order, adding to usage; walked is
+	// the last path it reached. A commit or delete meanwhile adjusts usage
+	// at once where the walk has passed (it counted the old state), and
+	// otherwise notes its digest in changed: the walk skips those, and at
+	// its end adds what is on disk for them.
+	walked      string
+	changed     map[digest.Digest]bool
+	counted     chan struct{} // closed once usage is exact
+	countErr    error
+	stopCount   context.CancelFunc
+	countExited chan struct{}
 }
 
 // The three parts of a Dir, each the Dir under the interface's names.
@@ -63,11 +78,15 @@ func New(root string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Dir{root: root, lock: lock}
+	s := &Dir{root: root, lock: lock, changed: map[digest.Digest]bool{},
+		counted: make(chan struct{}), countExited: make(chan struct{})}
 	if err := s.init(); err != nil {
-		s.Close()
+		lock.Close()
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopCount = cancel
+	go s.count(ctx)
 	return s, nil
 }
 
@@ -80,11 +99,14 @@ func (s *Dir) init() error {
 			return fmt.Errorf("store: %w", err)
 		}
 	}
-	return s.count()
+	return nil
 }
 
-// Close releases the directory's lock. The store must not be used after.
+// Close stops counting, if it still does, and releases the directory's
+// lock. The store must not be used after.
 func (s *Dir) Close() error {
+	s.stopCount()
+	<-s.countExited
 	return s.lock.Close() // closing the file drops the flock
 }
 

@@ -101,3 +101,50 @@ func TestUsageCountedAtOpen(t *testing.T) {
 		t.Fatalf("Usage after reopening = %+v, %v; want 2 blobs of 8 bytes", u, err)
 	}
 }
+
+// The blobs present at open are counted in the background, so that a
+// large store starts at once; commits and deletes made while the count
+// runs are counted exactly once.
+func TestUsageWhileCounting(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	var present []digest.Digest
+	for i := range 1000 {
+		b := []byte(strconv.Itoa(i))
+		d := digest.FromBytes(b)
+		p := filepath.Join(root, "blobs", "sha256", d.Encoded()[:2], d.Encoded())
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		present = append(present, d)
+	}
+	s := open(t, root).Store()
+	for i := range 100 {
+		b := []byte("new " + strconv.Itoa(i))
+		f, err := s.Spool.Create(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(b)
+		if err := s.Content.Commit(ctx, digest.FromBytes(b), f); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Content.Delete(ctx, present[i*7]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Content.Usage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want store.Usage
+	s.Content.Walk(ctx, func(_ digest.Digest, size int64) error {
+		want.Bytes += size
+		want.Count++
+		return nil
+	})
+	if got != want || want.Count != 1000 {
+		t.Fatalf("Usage = %+v, what is on disk: %+v (want 1000 blobs)", got, want)
+	}
+}
