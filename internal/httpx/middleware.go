@@ -70,6 +70,10 @@ func plainToken(s string) bool {
 func AccessLog(log *slog.Logger) Middleware {
 	return func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !log.Enabled(r.Context(), slog.LevelDebug) {
+				h.ServeHTTP(w, r)
+				return
+			}
 			start := time.Now()
 			rw := NewResponseWriter(w)
 			defer func() {

@@ -50,7 +50,7 @@ func TestPipelineKeepsReaderFrom(t *testing.T) {
 			h.ServeHTTP(recorded, r)
 		})
 	}
-	srv := httptest.NewUnstartedServer(Chain(final, RequestID, AccessLog(slog.New(slog.DiscardHandler)), Pass, record))
+	srv := httptest.NewUnstartedServer(Chain(final, RequestID, AccessLog(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))), Pass, record))
 	Tune(srv.Config)
 	srv.Start()
 	defer srv.Close()
@@ -101,6 +101,25 @@ func TestRequestID(t *testing.T) {
 		}
 		if (id == tc.sent) != tc.kept {
 			t.Errorf("sent %q: got %q, kept=%v", tc.sent, id, tc.kept)
+		}
+	}
+}
+
+// The access log names the request's id, status and bytes sent, at debug
+// level.
+func TestAccessLog(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "missing")
+	}), RequestID, AccessLog(log))
+	req := httptest.NewRequest(http.MethodGet, "/v2/x/manifests/1", nil)
+	req.Header.Set("X-Request-Id", "req-1")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	for _, want := range []string{"request_id=req-1", "method=GET", "path=/v2/x/manifests/1", "status=404", "bytes=7"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("access log %q lacks %q", buf.String(), want)
 		}
 	}
 }
