@@ -72,7 +72,8 @@ type Content interface {
 	// Walk calls fn for every blob held, in no particular order, until fn
 	// returns an error, which Walk returns.
 	Walk(ctx context.Context, fn func(d digest.Digest, size int64) error) error
-	// Usage returns the total size and number of the blobs held.
+	// Usage returns the total size and number of the blobs held. The first
+	// call may take a while (the filesystem counts its blobs then).
 	Usage(ctx context.Context) (Usage, error)
 }
 

@@ -193,9 +193,10 @@ func (s *Dir) digestOf(path string) (digest.Digest, bool) {
 	return d, true
 }
 
-// Usage implements store.Content. Just after open it waits for the count
-// of the blobs present then.
+// Usage implements store.Content. The first call starts the count of the
+// blobs, and calls wait until it is done.
 func (s content) Usage(ctx context.Context) (store.Usage, error) {
+	s.beginCount()
 	select {
 	case <-s.counted:
 	case <-ctx.Done():
@@ -213,9 +214,10 @@ func (s *Dir) adjust(p string, size, n int64) {
 	case <-s.counted:
 		s.usage.Bytes += size
 		s.usage.Count += n
-	default: // the count is under way
+	default: // the count is under way, or has not begun
 		d, ok := s.digestOf(p)
 		switch {
+		case !s.begun: // the walk will see the disk as it is now
 		case !ok || s.changed[d]: // settled at the count's end
 		case p <= s.walked: // the walk counted the blob's old state
 			s.usage.Bytes += size
@@ -226,7 +228,7 @@ func (s *Dir) adjust(p string, size, n int64) {
 	}
 }
 
-// count sets the usage from what is on disk, in the background of open.
+// count sets the usage from what is on disk.
 func (s *Dir) count(ctx context.Context) {
 	defer close(s.countExited)
 	err := filepath.WalkDir(s.blobsDir(), func(path string, e fs.DirEntry, err error) error {

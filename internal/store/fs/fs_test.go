@@ -102,9 +102,9 @@ func TestUsageCountedAtOpen(t *testing.T) {
 	}
 }
 
-// The blobs present at open are counted in the background, so that a
-// large store starts at once; commits and deletes made while the count
-// runs are counted exactly once.
+// The blobs are counted in the background, on the first Usage, so that
+// a large store opens at once; commits and deletes made while the count
+// runs are counted exactly once, whatever their order with the walk.
 func TestUsageWhileCounting(t *testing.T) {
 	root := t.TempDir()
 	ctx := context.Background()
@@ -119,7 +119,9 @@ func TestUsageWhileCounting(t *testing.T) {
 		}
 		present = append(present, d)
 	}
-	s := open(t, root).Store()
+	dir := open(t, root)
+	s := dir.Store()
+	dir.beginCount() // as the first Usage does
 	for i := range 100 {
 		b := []byte("new " + strconv.Itoa(i))
 		f, err := s.Spool.Create(ctx)
