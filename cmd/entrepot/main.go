@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -149,7 +150,22 @@ func routes(reg http.Handler, st store.Store, log *slog.Logger) http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.Handle("/", api) // the registry API answers every other path, with OCI errors
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The mux would redirect a path with dot segments or doubled
+		// slashes to its clean form; the registry API refuses it instead,
+		// with an OCI error, as a registry does.
+		if unclean(r.URL.Path) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// unclean tells whether path has dot segments or doubled slashes.
+func unclean(path string) bool {
+	return strings.Contains(path, "//") || strings.Contains(path, "/./") || strings.Contains(path, "/../") ||
+		strings.HasSuffix(path, "/.") || strings.HasSuffix(path, "/..")
 }
 
 // writable checks that the store takes writes: a spool file and a record.

@@ -46,6 +46,8 @@ func TestHealthChecks(t *testing.T) {
 		{"healthz POST goes to the API (which refuses it)", good, "POST", "/healthz", http.StatusTeapot},
 		{"registry API", good, "GET", "/v2/", http.StatusTeapot},
 		{"other paths to the API", good, "GET", "/metricsx", http.StatusTeapot},
+		{"dot segments to the API, not redirected", good, "GET", "/v2/docker.io/../x/manifests/1", http.StatusTeapot},
+		{"doubled slashes to the API, not redirected", good, "GET", "/v2/x//manifests/1", http.StatusTeapot},
 	} {
 		rec := httptest.NewRecorder()
 		routes(api, tc.st, slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
