@@ -52,10 +52,6 @@ func (b *Blob) seek(ctx context.Context, off int64) error {
 	return nil
 }
 
-// Stored reports whether the blob is served whole from the store, rather
-// than as a fill delivers it.
-func (b *Blob) Stored() bool { return b.fill == nil }
-
 // Close releases the blob.
 func (b *Blob) Close() error {
 	if b.r != nil {

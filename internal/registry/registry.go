@@ -138,7 +138,7 @@ func toHTTP(err error, kind route.Kind) *httpx.Error {
 func upstreamError(ue *upstream.Error, kind route.Kind) *httpx.Error {
 	msg := ue.Public()
 	switch {
-	case ue.NotFound():
+	case ue.Status == http.StatusNotFound:
 		code := oci.CodeManifestUnknown
 		switch kind {
 		case route.Blob:

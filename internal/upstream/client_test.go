@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/entrepot/entrepot/internal/config"
+	"github.com/entrepot/entrepot/internal/oci"
 )
 
 // redirectBlobs is a blob store that has every blob at a CDN.
@@ -225,8 +226,8 @@ func TestErrorStatus(t *testing.T) {
 				t.Errorf("got status %d code %q text %q\nwant status %d code %q text %q",
 					e.Status, e.Code, e.Error(), tt.wantStatus, tt.wantCode, tt.wantText)
 			}
-			if e.NotFound() != (tt.wantStatus == 404) {
-				t.Errorf("NotFound() = %v", e.NotFound())
+			if errors.Is(e, oci.ErrNotFound) != (tt.wantStatus == 404) {
+				t.Errorf("errors.Is(err, oci.ErrNotFound) = %v", errors.Is(e, oci.ErrNotFound))
 			}
 		})
 	}

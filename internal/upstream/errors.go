@@ -67,9 +67,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// NotFound reports whether the upstream answered 404.
-func (e *Error) NotFound() bool { return e.Status == http.StatusNotFound }
-
 // Is matches the registry errors of package oci: a 404 is oci.ErrNotFound
 // and a 405 oci.ErrUnsupported.
 func (e *Error) Is(target error) bool {

@@ -151,28 +151,27 @@ func (s content) Delete(_ context.Context, d digest.Digest) error {
 
 // Walk implements store.Content.
 func (s content) Walk(ctx context.Context, fn func(digest.Digest, int64) error) error {
-	return filepath.WalkDir(s.blobsDir(), func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while walking
-			}
-			return err
-		}
-		if e.IsDir() {
-			return ctx.Err()
-		}
-		d, ok := s.digestOf(path)
-		if !ok {
-			return nil // not a blob (a stray file)
-		}
+	return s.walkBlobs(ctx, func(path string, d digest.Digest, e fs.DirEntry) error {
 		fi, err := e.Info()
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return nil // removed while walking
 		}
 		if err != nil {
 			return err
 		}
 		return fn(d, fi.Size())
+	})
+}
+
+// walkBlobs calls fn for every blob file under blobs/, in lexical order of
+// their paths; files that are no blob (strays) are skipped.
+func (s *Dir) walkBlobs(ctx context.Context, fn func(path string, d digest.Digest, e fs.DirEntry) error) error {
+	return walkFiles(ctx, s.blobsDir(), func(path string, e fs.DirEntry) error {
+		d, ok := s.digestOf(path)
+		if !ok {
+			return nil
+		}
+		return fn(path, d, e)
 	})
 }
 
@@ -215,9 +214,11 @@ func (s *Dir) adjust(p string, size, n int64) {
 		s.usage.Bytes += size
 		s.usage.Count += n
 	default: // the count is under way, or has not begun
+		if !s.begun {
+			return // the walk will see the disk as it is now
+		}
 		d, ok := s.digestOf(p)
 		switch {
-		case !s.begun: // the walk will see the disk as it is now
 		case !ok || s.changed[d]: // settled at the count's end
 		case p <= s.walked: // the walk counted the blob's old state
 			s.usage.Bytes += size
@@ -231,20 +232,7 @@ func (s *Dir) adjust(p string, size, n int64) {
 // count sets the usage from what is on disk.
 func (s *Dir) count(ctx context.Context) {
 	defer close(s.countExited)
-	err := filepath.WalkDir(s.blobsDir(), func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while walking
-			}
-			return err
-		}
-		if e.IsDir() {
-			return ctx.Err()
-		}
-		d, ok := s.digestOf(path)
-		if !ok {
-			return nil
-		}
+	err := s.walkBlobs(ctx, func(path string, d digest.Digest, _ fs.DirEntry) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.walked = path

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -152,6 +153,23 @@ func lockDir(root string) (*os.File, error) {
 func (s *Dir) tmpDir() string     { return filepath.Join(s.root, "tmp") }
 func (s *Dir) blobsDir() string   { return filepath.Join(s.root, "blobs") }
 func (s *Dir) recordsDir() string { return filepath.Join(s.root, "records") }
+
+// walkFiles calls fn for every file under root, in lexical order, until
+// ctx ends or fn fails. Files and directories removed while it walks are
+// skipped.
+func walkFiles(ctx context.Context, root string, fn func(path string, e fs.DirEntry) error) error {
+	return filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err != nil:
+			return err
+		case e.IsDir():
+			return ctx.Err()
+		}
+		return fn(path, e)
+	})
+}
 
 // rename moves a finished temporary file into place, creating its directory.
 func rename(from, to string) error {

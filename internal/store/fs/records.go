@@ -81,21 +81,11 @@ func (s records) Walk(ctx context.Context, prefix string, fn func(string) error)
 		}
 		dir = p
 	}
-	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if e.IsDir() {
-			return ctx.Err()
-		}
+	return walkFiles(ctx, dir, func(path string, _ fs.DirEntry) error {
 		rel, err := filepath.Rel(s.recordsDir(), path)
 		if err != nil {
 			return err
 		}
 		return fn(filepath.ToSlash(rel))
 	})
-	return err
 }
