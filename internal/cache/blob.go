@@ -17,6 +17,7 @@ type Blob struct {
 	r       io.ReadCloser // a stored blob, read from offset 0
 	fill    *fill         // a fill under way
 	content store.Content
+	release func() // ends the read that keeps eviction away
 }
 
 // Copy writes bytes [off, end) of the blob to dst (end < 0: to the end).
@@ -54,6 +55,9 @@ func (b *Blob) seek(ctx context.Context, off int64) error {
 
 // Close releases the blob.
 func (b *Blob) Close() error {
+	if b.release != nil {
+		b.release()
+	}
 	if b.r != nil {
 		return b.r.Close()
 	}
@@ -71,7 +75,7 @@ func (c *Cache) Blob(ctx context.Context, src Source, repo string, d digest.Dige
 		f := c.joinOrStartFill(src, repo, d)
 		err := f.waitFirstByte(ctx)
 		if err == nil {
-			return &Blob{Size: f.size, digest: d, fill: f, content: c.store.Content}, nil
+			return &Blob{Size: f.size, digest: d, fill: f, content: c.store.Content, release: c.pulled.open(d, c.now())}, nil
 		}
 		// A fill from another repository or source may fail where ours
 		// would not (404, denied): try once on our own.
@@ -92,7 +96,7 @@ func (c *Cache) openStored(ctx context.Context, d digest.Digest) (*Blob, error) 
 		return nil, err
 	}
 	c.Stats.BlobHits.Add(1)
-	return &Blob{Size: size, digest: d, r: r, content: c.store.Content}, nil
+	return &Blob{Size: size, digest: d, r: r, content: c.store.Content, release: c.pulled.open(d, c.now())}, nil
 }
 
 // joinOrStartFill returns the fill of blob d under way, or starts one.

@@ -91,8 +91,22 @@ type Cache struct {
 	mu    sync.Mutex // protects fills
 	fills map[digest.Digest]*fill
 
-	docs singleflight.Group // one fetch per manifest, tag or document key
-	memo *memo              // manifests and tag records in memory
+	docs   singleflight.Group // one fetch per manifest, tag or document key
+	memo   *memo              // manifests and tag records in memory
+	pulled *pulled            // when content was last served, and what is being read
+	refs   refsCache          // what each stored manifest references
+	limits Limits             // what Evict keeps the store within
+	// committed wakes Maintain after a commit, to compare usage and bound.
+	committed chan struct{}
+	// sweepMu runs one eviction or purge at a time.
+	sweepMu sync.Mutex
+	// evictMu protects lastShort, when eviction last logged falling
+	// short of its target.
+	evictMu   sync.Mutex
+	lastShort time.Time
+	// tagMu orders the writes of a tag record that read it first: a
+	// revalidation against a freeze or an unfreeze.
+	tagMu sync.Mutex
 
 	bgMu   sync.Mutex     // orders spawn against Close
 	bg     sync.WaitGroup // fills, prefetches and document fetches under way
@@ -112,6 +126,8 @@ type Options struct {
 	// Prefetch is how many blobs of a newly fetched image manifest are
 	// filled at once per source, in the background. 0: none.
 	Prefetch int
+	// Limits bound the store; see Evict.
+	Limits Limits
 }
 
 // memoBytes bounds the manifests and tag records kept in memory: some
@@ -121,14 +137,17 @@ const memoBytes = 32 << 20
 // New returns a cache over s. ctx bounds the fills it runs.
 func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cache {
 	return &Cache{
-		store:    s,
-		log:      log,
-		now:      time.Now,
-		ctx:      ctx,
-		prefetch: opt.Prefetch > 0,
-		slots:    newLimiter(opt.Prefetch),
-		memo:     newMemo(memoBytes),
-		fills:    map[digest.Digest]*fill{},
+		store:     s,
+		log:       log,
+		now:       time.Now,
+		ctx:       ctx,
+		prefetch:  opt.Prefetch > 0,
+		limits:    opt.Limits,
+		committed: make(chan struct{}, 1),
+		slots:     newLimiter(opt.Prefetch),
+		memo:      newMemo(memoBytes),
+		pulled:    newPulled(),
+		fills:     map[digest.Digest]*fill{},
 	}
 }
 

@@ -144,6 +144,11 @@ func repoKey(source, repo string) string { return "repos/" + source + "/" + repo
 
 func tagKey(source, repo, tag string) string { return repoKey(source, repo) + "/_tags/" + tag }
 
+// linkKey notes that manifest d was fetched for repo.
+func linkKey(source, repo string, d digest.Digest) string {
+	return repoKey(source, repo) + "/_manifests/" + string(d.Algorithm()) + "/" + d.Encoded()
+}
+
 func manifestKey(d digest.Digest) string {
 	return "manifests/" + string(d.Algorithm()) + "/" + d.Encoded()
 }

@@ -63,7 +63,9 @@ func (c *Cache) runFill(src Source, f *fill) {
 	if err := f.finish(c.ctx, c.store.Content, c.download(src, f)); err != nil {
 		c.Stats.BlobFillErrors.Add(1)
 		c.log.Warn("blob fill failed", "upstream", src.Name(), "repo", f.repo, "digest", f.digest, "err", err)
+		return
 	}
+	c.noteCommit()
 }
 
 // download streams the source's body into a spool file, hashing it in
@@ -320,4 +322,21 @@ func (f *fill) knownSize() (int64, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.size, f.err == nil && f.size >= 0
+}
+
+// wait returns once the fill has ended: nil once the blob is stored.
+func (f *fill) wait(ctx context.Context) error {
+	for {
+		f.mu.RLock()
+		done, err, changed := f.done, f.err, f.changed
+		f.mu.RUnlock()
+		if done || err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

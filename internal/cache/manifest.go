@@ -31,6 +31,8 @@ type tagRecord struct {
 	// Previous is what the tag pointed to before it last moved, served if
 	// the new content cannot be fetched.
 	Previous digest.Digest `json:"previous,omitempty"`
+	// Frozen: the tag stays on Digest, never revalidated, until unfrozen.
+	Frozen bool `json:"frozen,omitempty"`
 }
 
 // ManifestRequest asks for a manifest by tag or by digest.
@@ -99,6 +101,7 @@ func (c *Cache) manifestByDigest(ctx context.Context, src Source, repo string, w
 	m, err := c.storedManifest(ctx, want.Digest, head)
 	if err == nil {
 		c.Stats.ManifestHits.Add(1)
+		c.pulled.touch(m.Digest, c.now())
 		return m, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
@@ -119,6 +122,7 @@ func (c *Cache) manifestByDigest(ctx context.Context, src Source, repo string, w
 	if err != nil {
 		return nil, err
 	}
+	c.pulled.touch(want.Digest, c.now())
 	return v.(*Manifest), nil
 }
 
@@ -168,6 +172,11 @@ func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key st
 		rec.Manifest = *m
 		rec.Body = nil
 	}
+	c.tagMu.Lock()
+	defer c.tagMu.Unlock()
+	if stored, _ := c.loadTag(ctx, src, key); stored != nil && stored.Frozen {
+		return stored, nil // frozen while the source answered
+	}
 	if cached != nil {
 		rec.Previous = cached.Previous
 		if cached.Digest != rec.Digest {
@@ -185,29 +194,32 @@ func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key st
 }
 
 // loadTag returns the record of a tag, if any, and whether it is within
-// its TTL. A record in memory that is no longer fresh is read again from
-// the store, where another replica may have refreshed it.
+// its TTL (a frozen tag always is). A record in memory that is no longer
+// fresh is read again from the store, where another replica may have
+// refreshed it.
 func (c *Cache) loadTag(ctx context.Context, src Source, key string) (rec *tagRecord, fresh bool) {
 	if v, ok := c.memo.get(key); ok {
 		rec = v.(*tagRecord)
-		if c.now().Sub(rec.Checked) < src.TTL() {
+		if rec.Frozen || c.now().Sub(rec.Checked) < src.TTL() {
 			return rec, true
 		}
 	}
+	epoch := c.memo.epochNow()
 	stored := new(tagRecord)
 	if err := c.getJSON(ctx, key, stored); err != nil {
 		return rec, false
 	}
-	c.memo.put(key, stored, 0)
-	return stored, c.now().Sub(stored.Checked) < src.TTL()
+	c.memo.put(key, stored, 0, epoch)
+	return stored, stored.Frozen || c.now().Sub(stored.Checked) < src.TTL()
 }
 
 // putTag stores a tag's record.
 func (c *Cache) putTag(ctx context.Context, key string, rec *tagRecord) error {
+	epoch := c.memo.epochNow()
 	if err := c.putJSON(ctx, key, rec); err != nil {
 		return err
 	}
-	c.memo.put(key, rec, 0)
+	c.memo.put(key, rec, 0, epoch)
 	return nil
 }
 
@@ -246,7 +258,7 @@ func (c *Cache) fetchManifest(ctx context.Context, src Source, repo, ref string,
 		mt = mediaTypeOf(body)
 	}
 	m := &Manifest{Digest: want, MediaType: mt, Size: int64(len(body)), Body: body, fetched: true}
-	if err := c.storeManifest(ctx, m); err != nil {
+	if err := c.storeManifest(ctx, src, repo, m); err != nil {
 		return nil, err
 	}
 	c.Stats.ManifestFills.Add(1)
@@ -254,8 +266,10 @@ func (c *Cache) fetchManifest(ctx context.Context, src Source, repo, ref string,
 }
 
 // storeManifest stores the body as a blob, then the record of its media
-// type: a manifest is served only once both are in place.
-func (c *Cache) storeManifest(ctx context.Context, m *Manifest) error {
+// type: a manifest is served only once both are in place. A link record
+// notes the repository it came from, for listing and purge.
+func (c *Cache) storeManifest(ctx context.Context, src Source, repo string, m *Manifest) error {
+	epoch := c.memo.epochNow()
 	w, err := c.store.Spool.Create(ctx)
 	if err != nil {
 		return err
@@ -267,10 +281,14 @@ func (c *Cache) storeManifest(ctx context.Context, m *Manifest) error {
 	if err := c.store.Content.Commit(ctx, m.Digest, w); err != nil {
 		return err
 	}
+	if err := c.store.Records.Put(ctx, linkKey(src.Name(), repo, m.Digest), nil); err != nil {
+		return err
+	}
 	if err := c.putJSON(ctx, manifestKey(m.Digest), m); err != nil {
 		return err
 	}
-	c.memoManifest(m)
+	c.memoManifest(m, epoch)
+	c.noteCommit()
 	return nil
 }
 
@@ -284,11 +302,17 @@ func (c *Cache) storedManifest(ctx context.Context, d digest.Digest, head bool) 
 		}
 		return &m, nil
 	}
+	epoch := c.memo.epochNow()
 	var m Manifest
 	if err := c.getJSON(ctx, key, &m); err != nil {
 		return nil, err
 	}
 	if head {
+		// The record alone is not the manifest: its body may be gone
+		// (evicted in the instant after the record was read).
+		if _, err := c.store.Content.Stat(ctx, d); err != nil {
+			return nil, err
+		}
 		return &m, nil
 	}
 	r, size, err := c.store.Content.Open(ctx, d, 0)
@@ -306,16 +330,17 @@ func (c *Cache) storedManifest(ctx context.Context, d digest.Digest, head bool) 
 	// Verified when it was stored; a body that no longer matches (a
 	// damaged store) is served as before, but not kept.
 	if d.Algorithm().FromBytes(m.Body) == d {
-		c.memoManifest(&m)
+		c.memoManifest(&m, epoch)
 	}
 	return &m, nil
 }
 
-// memoManifest keeps a verified manifest in memory.
-func (c *Cache) memoManifest(m *Manifest) {
+// memoManifest keeps a verified manifest in memory, read or written from
+// epoch on.
+func (c *Cache) memoManifest(m *Manifest, epoch uint64) {
 	kept := *m
 	kept.fetched = false
-	c.memo.put(manifestKey(m.Digest), &kept, int64(len(m.Body)))
+	c.memo.put(manifestKey(m.Digest), &kept, int64(len(m.Body)), epoch)
 }
 
 // mediaTypeOf is a manifest's own mediaType field, for a source that sent

@@ -17,6 +17,10 @@ type memo struct {
 	lru   *simplelru.LRU[string, memoEntry]
 	bytes int64 // the sum of the entries' sizes
 	max   int64
+	// epoch counts forgets. A value read from the store before a forget
+	// may be what the forget removed: put keeps a value only if no forget
+	// ran since its caller began to read it (see epochNow).
+	epoch uint64
 }
 
 type memoEntry struct {
@@ -42,15 +46,37 @@ func (m *memo) get(key string) (any, bool) {
 	return e.v, ok
 }
 
+// epochNow is the epoch to give put for a value read from the store from
+// now on.
+func (m *memo) epochNow() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.epoch
+}
+
+// forget drops keys, once what they held is gone from the store.
+func (m *memo) forget(keys ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.epoch++
+	for _, k := range keys {
+		m.lru.Remove(k)
+	}
+}
+
 // put keeps v under key, evicting the least recently used entries beyond
-// the budget. size is v's approximate memory in bytes.
-func (m *memo) put(key string, v any, size int64) {
+// the budget, unless a forget ran since epoch (then v may be stale). size
+// is v's approximate memory in bytes.
+func (m *memo) put(key string, v any, size int64, epoch uint64) {
 	size += memoEntryOverhead
 	if size > m.max/16 {
 		return // one entry never takes a large part of the budget
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if epoch != m.epoch {
+		return
+	}
 	if old, ok := m.lru.Peek(key); ok {
 		m.bytes -= old.size
 	}

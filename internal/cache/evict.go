@@ -1,0 +1,316 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/entrepot/entrepot/internal/oci"
+	"github.com/opencontainers/go-digest"
+)
+
+// Limits are what the store is kept within. The zero value keeps
+// everything.
+type Limits struct {
+	// MaxSize bounds the content's bytes; 0: no bound. Past High·MaxSize,
+	// the least recently pulled content is evicted down to Low·MaxSize.
+	MaxSize   int64
+	High, Low float64
+	// MaxIdle removes content nobody pulled for this long; 0: never.
+	MaxIdle time.Duration
+	// Pins are patterns (oci.MatchPattern) of content never evicted.
+	Pins []string
+}
+
+// A unit is what eviction removes at once, the least recently pulled
+// first: a manifest with every tag that points to it (with the manifests
+// and blobs only it needs), an untagged manifest no index lists, or a blob
+// no manifest lists.
+type unit struct {
+	root   digest.Digest
+	tags   []*catTag
+	last   time.Time // the latest pull of the root or of an index's manifests
+	pinned bool
+}
+
+// Removed counts what an eviction or purge took from the store.
+type Removed struct {
+	Tags      int   `json:"tags"`
+	Manifests int   `json:"manifests"`
+	Blobs     int   `json:"blobs"`
+	Bytes     int64 `json:"bytes"`
+}
+
+// Evict brings the store within its limits: down to the low watermark when
+// past the high one, and without what nobody pulled for MaxIdle. It never
+// removes a blob a stored manifest still needs, pinned or frozen content,
+// content pulled since it began, or a blob a client is reading.
+func (c *Cache) Evict(ctx context.Context) (Removed, error) {
+	c.sweepMu.Lock()
+	defer c.sweepMu.Unlock()
+	lim := c.limits
+	start := c.now()
+	var need int64
+	if lim.MaxSize > 0 {
+		u, err := c.store.Content.Usage(ctx)
+		if err != nil {
+			return Removed{}, err
+		}
+		if float64(u.Bytes) > lim.High*float64(lim.MaxSize) {
+			need = u.Bytes - int64(lim.Low*float64(lim.MaxSize))
+		}
+	}
+	if need <= 0 && lim.MaxIdle <= 0 {
+		return Removed{}, nil
+	}
+	cat, err := c.readCatalog(ctx)
+	if err != nil {
+		return Removed{}, err
+	}
+	units := c.units(cat, start)
+	sweep := c.newSweep(cat, start)
+	for _, u := range units {
+		expired := lim.MaxIdle > 0 && start.Sub(u.last) > lim.MaxIdle
+		if u.pinned || !(sweep.removed.Bytes < need || expired) {
+			continue
+		}
+		if err := sweep.unit(ctx, u); err != nil {
+			return sweep.removed, err
+		}
+	}
+	if sweep.removed.Bytes < need {
+		c.notePinned(cat, units, lim, need-sweep.removed.Bytes)
+	}
+	if r := sweep.removed; r.Blobs > 0 || r.Tags > 0 {
+		c.log.Info("evicted", "tags", r.Tags, "manifests", r.Manifests, "blobs", r.Blobs, "bytes", r.Bytes,
+			"took", c.now().Sub(start).Round(time.Millisecond))
+	}
+	return sweep.removed, nil
+}
+
+// units lists cat's units, least recently pulled first.
+func (c *Cache) units(cat *catalog, now time.Time) []unit {
+	listed := map[digest.Digest]bool{}
+	for _, m := range cat.manifests {
+		for _, r := range m.refs {
+			listed[r] = true
+		}
+	}
+	var units []unit
+	for d, m := range cat.manifests {
+		if len(m.tags) == 0 && m.parents > 0 {
+			continue // goes with the index that lists it
+		}
+		u := unit{root: d, tags: m.tags, last: c.lastPulled(d, now)}
+		for _, r := range m.refs {
+			if _, ok := cat.manifests[r]; ok {
+				u.last = latest(u.last, c.lastPulled(r, now))
+			}
+		}
+		u.pinned = c.pinned(m)
+		units = append(units, u)
+	}
+	for d := range cat.blobs {
+		if _, ok := cat.manifests[d]; !ok && !listed[d] {
+			units = append(units, unit{root: d, last: c.lastPulled(d, now)})
+		}
+	}
+	slices.SortFunc(units, func(a, b unit) int { return a.last.Compare(b.last) })
+	return units
+}
+
+// lastPulled is when d was last served; for content never seen served,
+// now, from which it ages.
+func (c *Cache) lastPulled(d digest.Digest, now time.Time) time.Time {
+	if t, ok := c.pulled.last(d); ok {
+		return t
+	}
+	c.pulled.seen(d, now)
+	return now
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// pinned tells whether a pin or a frozen tag holds manifest m.
+func (c *Cache) pinned(m *catManifest) bool {
+	for _, t := range m.tags {
+		if t.frozen || c.matchesPin(t.String()+":"+t.tag) || c.matchesPin(t.String()+"@"+m.digest.String()) {
+			return true
+		}
+	}
+	for _, r := range m.repos {
+		if c.matchesPin(r.String() + "@" + m.digest.String()) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Cache) matchesPin(image string) bool {
+	for _, p := range c.limits.Pins {
+		if oci.MatchPattern(p, image) {
+			return true
+		}
+	}
+	return false
+}
+
+// notePinned logs, at most once an hour, that eviction could not reach the
+// low watermark, and why: pinned content alone is past it, or clients hold
+// what would go.
+func (c *Cache) notePinned(cat *catalog, units []unit, lim Limits, short int64) {
+	now := c.now()
+	c.evictMu.Lock()
+	if now.Sub(c.lastShort) < time.Hour {
+		c.evictMu.Unlock()
+		return
+	}
+	c.lastShort = now
+	c.evictMu.Unlock()
+	held := map[digest.Digest]bool{}
+	for _, u := range units {
+		if u.pinned {
+			cat.closure(u.root, held)
+		}
+	}
+	pinned := cat.size(held)
+	if pinned > int64(lim.Low*float64(lim.MaxSize)) {
+		c.log.Warn("pinned and frozen content alone exceeds the storage bound; keeping it and serving",
+			"pinned_bytes", pinned, "max_size", lim.MaxSize)
+		return
+	}
+	c.log.Warn("eviction fell short of the low watermark: what is left is being read or was just pulled",
+		"short_bytes", short)
+}
+
+// A sweep removes units from the store, top down, so that a crash at any
+// moment leaves only whole images: a tag goes before its manifest, a
+// manifest's records before its body, an index before its manifests, a
+// manifest before its blobs. What a crash leaves behind is unlisted, and
+// the next eviction takes it.
+type sweep struct {
+	c       *Cache
+	cat     *catalog
+	start   time.Time
+	listers map[digest.Digest]int // the remaining manifests that list each blob
+	removed Removed
+}
+
+func (c *Cache) newSweep(cat *catalog, start time.Time) *sweep {
+	s := &sweep{c: c, cat: cat, start: start, listers: map[digest.Digest]int{}}
+	for _, m := range cat.manifests {
+		for _, r := range m.refs {
+			s.listers[r]++
+		}
+	}
+	return s
+}
+
+// pulledSince tells whether d was served since the sweep began: then its
+// unit stays, as the catalog may no longer tell what needs it.
+func (s *sweep) pulledSince(d digest.Digest) bool {
+	t, ok := s.c.pulled.last(d)
+	return ok && t.Unix() >= s.start.Unix()
+}
+
+// unit removes u, unless it was pulled since the sweep began.
+func (s *sweep) unit(ctx context.Context, u unit) error {
+	if s.pulledSince(u.root) {
+		return nil
+	}
+	m := s.cat.manifests[u.root]
+	if m == nil {
+		return s.blob(ctx, u.root)
+	}
+	for _, r := range m.refs {
+		if s.pulledSince(r) {
+			return nil
+		}
+	}
+	for _, t := range u.tags {
+		if err := s.tag(ctx, t); err != nil {
+			return err
+		}
+	}
+	if len(m.tags) == 0 && m.parents == 0 {
+		return s.manifest(ctx, m)
+	}
+	return nil
+}
+
+// tag removes a tag record.
+func (s *sweep) tag(ctx context.Context, t *catTag) error {
+	key := tagKey(t.source, t.repo, t.tag)
+	if err := s.c.store.Records.Delete(ctx, key); err != nil {
+		return err
+	}
+	s.c.memo.forget(key)
+	s.removed.Tags++
+	if m := s.cat.manifests[t.digest]; m != nil {
+		m.tags = slices.DeleteFunc(m.tags, func(x *catTag) bool { return x == t })
+	}
+	return nil
+}
+
+// manifest removes manifest m, then what only it needed.
+func (s *sweep) manifest(ctx context.Context, m *catManifest) error {
+	for _, r := range m.repos {
+		if err := s.c.store.Records.Delete(ctx, linkKey(r.source, r.repo, m.digest)); err != nil {
+			return err
+		}
+	}
+	if err := s.c.store.Records.Delete(ctx, manifestKey(m.digest)); err != nil {
+		return err
+	}
+	s.c.memo.forget(manifestKey(m.digest))
+	delete(s.cat.manifests, m.digest)
+	s.removed.Manifests++
+	if err := s.deleteBlob(ctx, m.digest); err != nil {
+		return err
+	}
+	for _, r := range m.refs {
+		s.listers[r]--
+		if child := s.cat.manifests[r]; child != nil {
+			if child.parents--; child.parents == 0 && len(child.tags) == 0 && !s.pulledSince(r) {
+				if err := s.manifest(ctx, child); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := s.blob(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blob removes a blob no remaining manifest lists, unless a client reads
+// it or pulled it since the sweep began.
+func (s *sweep) blob(ctx context.Context, d digest.Digest) error {
+	if s.listers[d] > 0 || s.c.pulled.inUse(d) || s.pulledSince(d) {
+		return nil
+	}
+	return s.deleteBlob(ctx, d)
+}
+
+func (s *sweep) deleteBlob(ctx context.Context, d digest.Digest) error {
+	size, held := s.cat.blobs[d]
+	if !held {
+		return nil
+	}
+	if err := s.c.store.Content.Delete(ctx, d); err != nil {
+		return fmt.Errorf("evict %s: %w", d, err)
+	}
+	delete(s.cat.blobs, d)
+	s.c.pulled.forget(d)
+	s.removed.Blobs++
+	s.removed.Bytes += size
+	return nil
+}

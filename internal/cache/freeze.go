@@ -1,0 +1,71 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/entrepot/entrepot/internal/oci"
+	"github.com/entrepot/entrepot/internal/store"
+	"github.com/opencontainers/go-digest"
+)
+
+// Freeze keeps tag on the manifest it points to now, fetching that first if
+// the cache does not hold it: until Unfreeze, the tag is answered from the
+// store with no source request, whatever the source's tag does meanwhile,
+// and what it points to is never evicted.
+func (c *Cache) Freeze(ctx context.Context, src Source, repo, tag string) (digest.Digest, error) {
+	m, err := c.Manifest(ctx, ManifestRequest{Source: src, Repo: repo, Tag: tag})
+	if err != nil {
+		return "", err
+	}
+	// The body, not only the record: a frozen tag must answer a GET.
+	if _, err := c.manifestByDigest(ctx, src, repo, m, false); err != nil {
+		return "", err
+	}
+	var frozen digest.Digest
+	err = c.updateTag(ctx, src, repo, tag, func(rec *tagRecord) error {
+		rec.Frozen = true
+		frozen = rec.Digest
+		return nil
+	})
+	if err == nil {
+		c.log.Info("tag frozen", "upstream", src.Name(), "repo", repo, "tag", tag, "digest", frozen)
+	}
+	return frozen, err
+}
+
+// Unfreeze lets a frozen tag follow its source again: the next pull
+// revalidates it.
+func (c *Cache) Unfreeze(ctx context.Context, src Source, repo, tag string) (digest.Digest, error) {
+	var was digest.Digest
+	err := c.updateTag(ctx, src, repo, tag, func(rec *tagRecord) error {
+		if !rec.Frozen {
+			return fmt.Errorf("%w: %s/%s:%s is not frozen", oci.ErrNotFound, src.Name(), repo, tag)
+		}
+		rec.Frozen, rec.Checked, was = false, time.Time{}, rec.Digest
+		return nil
+	})
+	if err == nil {
+		c.log.Info("tag unfrozen", "upstream", src.Name(), "repo", repo, "tag", tag, "digest", was)
+	}
+	return was, err
+}
+
+// updateTag changes a stored tag record, ordered against revalidations.
+func (c *Cache) updateTag(ctx context.Context, src Source, repo, tag string, change func(*tagRecord) error) error {
+	key := tagKey(src.Name(), repo, tag)
+	c.tagMu.Lock()
+	defer c.tagMu.Unlock()
+	rec := new(tagRecord)
+	if err := c.getJSON(ctx, key, rec); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: the cache holds no tag %s/%s:%s", oci.ErrNotFound, src.Name(), repo, tag)
+	} else if err != nil {
+		return err
+	}
+	if err := change(rec); err != nil {
+		return err
+	}
+	return c.putTag(ctx, key, rec)
+}

@@ -1,0 +1,86 @@
+package cache
+
+import (
+	"context"
+	"time"
+)
+
+// How often Maintain does each of its jobs.
+const (
+	// flushEvery is how often pull times are written to the store: a
+	// crash loses at most this much of them.
+	flushEvery = 30 * time.Second
+	// checkEvery is how often usage is compared to the bound when no
+	// commit asks sooner, and the least time between two checks.
+	checkEvery, checkGap = 10 * time.Second, 250 * time.Millisecond
+	// expireEvery is how often idle content is looked for.
+	expireEvery = 10 * time.Minute
+)
+
+// Maintain keeps the store within its limits and the pull times on disk,
+// until ctx ends: it loads the stored pull times, in the background of
+// serving, then evicts when a commit takes the content past the high
+// watermark, expires idle content, and flushes pull times in batches. It
+// returns after a last flush.
+func (c *Cache) Maintain(ctx context.Context) {
+	if err := c.pulled.load(ctx, c.store.Records); err != nil && ctx.Err() == nil {
+		c.log.Warn("reading pull times", "err", err)
+	}
+	flush := time.NewTicker(flushEvery)
+	defer flush.Stop()
+	check := time.NewTicker(checkEvery)
+	defer check.Stop()
+	lastExpiry := c.now()
+	for {
+		// A store past its bound at start is evicted at once.
+		idle := c.limits.MaxIdle > 0 && c.now().Sub(lastExpiry) >= min(expireEvery, c.limits.MaxIdle)
+		if idle || c.overHigh(ctx) {
+			if idle {
+				lastExpiry = c.now()
+			}
+			if _, err := c.Evict(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("eviction failed", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			c.FlushPulls(fctx)
+			return
+		case <-flush.C:
+			c.FlushPulls(ctx)
+		case <-check.C:
+		case <-c.committed:
+			// Let more commits arrive before the next look.
+			select {
+			case <-time.After(checkGap):
+			case <-ctx.Done():
+			}
+		}
+	}
+}
+
+// overHigh tells whether the content is past the high watermark.
+func (c *Cache) overHigh(ctx context.Context) bool {
+	if c.limits.MaxSize <= 0 {
+		return false
+	}
+	u, err := c.store.Content.Usage(ctx)
+	return err == nil && float64(u.Bytes) > c.limits.High*float64(c.limits.MaxSize)
+}
+
+// FlushPulls writes the pull times not yet stored.
+func (c *Cache) FlushPulls(ctx context.Context) {
+	if err := c.pulled.flush(ctx, c.store.Records, c.now()); err != nil && ctx.Err() == nil {
+		c.log.Warn("writing pull times", "err", err)
+	}
+}
+
+// noteCommit tells Maintain that content grew.
+func (c *Cache) noteCommit() {
+	select {
+	case c.committed <- struct{}{}:
+	default:
+	}
+}

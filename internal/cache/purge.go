@@ -1,0 +1,140 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/entrepot/entrepot/internal/oci"
+	"github.com/opencontainers/go-digest"
+)
+
+// Purge drops what the cache holds for a repository of src (tag and d
+// empty), one tag of it, or one manifest or blob by digest: the tags, the
+// manifests, and the blobs nothing else needs, for a poisoned or unwanted
+// image. The next pull fetches afresh. A manifest purged by digest goes
+// even where other repositories or indexes list it. It returns an error
+// that wraps oci.ErrNotFound when the cache holds nothing of it.
+func (c *Cache) Purge(ctx context.Context, source, repo, tag string, d digest.Digest) (Removed, error) {
+	c.sweepMu.Lock()
+	defer c.sweepMu.Unlock()
+	cat, err := c.readCatalog(ctx)
+	if err != nil {
+		return Removed{}, err
+	}
+	s := c.newSweep(cat, c.now())
+	s.start = s.start.AddDate(100, 0, 0) // a purge removes what was just pulled too
+	name := repoName{source, repo}
+	switch {
+	case d != "":
+		err = s.purgeDigest(ctx, d)
+	case tag != "":
+		err = s.purgeTags(ctx, func(t *catTag) bool { return t.repoName == name && t.tag == tag })
+	default:
+		err = s.purgeRepo(ctx, name)
+	}
+	if err == nil && s.removed == (Removed{}) {
+		err = fmt.Errorf("%w: the cache holds nothing of %s", oci.ErrNotFound, describe(name, tag, d))
+	}
+	if s.removed != (Removed{}) {
+		c.log.Info("purged", "image", describe(name, tag, d), "tags", s.removed.Tags,
+			"manifests", s.removed.Manifests, "blobs", s.removed.Blobs, "bytes", s.removed.Bytes)
+	}
+	return s.removed, err
+}
+
+func describe(name repoName, tag string, d digest.Digest) string {
+	switch {
+	case d != "":
+		return name.String() + "@" + d.String()
+	case tag != "":
+		return name.String() + ":" + tag
+	}
+	return name.String()
+}
+
+// purgeTags removes the tags that match, then the manifests they pointed
+// to that nothing else needs.
+func (s *sweep) purgeTags(ctx context.Context, match func(*catTag) bool) error {
+	var targets []digest.Digest
+	for _, t := range s.cat.tags {
+		if !match(t) {
+			continue
+		}
+		if err := s.tag(ctx, t); err != nil {
+			return err
+		}
+		targets = append(targets, t.digest)
+	}
+	for _, d := range targets {
+		if m := s.cat.manifests[d]; m != nil && len(m.tags) == 0 && m.parents == 0 {
+			if err := s.manifest(ctx, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// purgeDigest removes manifest d with every tag that points to it, or blob
+// d.
+func (s *sweep) purgeDigest(ctx context.Context, d digest.Digest) error {
+	m := s.cat.manifests[d]
+	if m == nil {
+		s.listers[d] = 0
+		return s.blob(ctx, d)
+	}
+	for _, t := range append([]*catTag(nil), m.tags...) {
+		if err := s.tag(ctx, t); err != nil {
+			return err
+		}
+	}
+	return s.manifest(ctx, m)
+}
+
+// purgeRepo removes a repository's tags, the manifests fetched for it that
+// nothing else needs, and its other records (tag lists, referrers).
+func (s *sweep) purgeRepo(ctx context.Context, name repoName) error {
+	if err := s.purgeTags(ctx, func(t *catTag) bool { return t.repoName == name }); err != nil {
+		return err
+	}
+	for _, m := range s.cat.manifests {
+		if !containsRepo(m.repos, name) || len(m.tags) > 0 || m.parents > 0 {
+			continue
+		}
+		if len(m.repos) > 1 { // fetched for other repositories too: only the link goes
+			if err := s.c.store.Records.Delete(ctx, linkKey(name.source, name.repo, m.digest)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.manifest(ctx, m); err != nil {
+			return err
+		}
+	}
+	prefix := repoKey(name.source, name.repo)
+	var keys []string
+	err := s.c.store.Records.Walk(ctx, prefix, func(key string) error {
+		// Only this repository's records: theirs start with _, a
+		// deeper repository's with a letter or digit.
+		if strings.HasPrefix(key, prefix+"/_") {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	for _, key := range keys {
+		if err := s.c.store.Records.Delete(ctx, key); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func containsRepo(repos []repoName, name repoName) bool {
+	for _, r := range repos {
+		if r == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,302 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/entrepot/entrepot/internal/oci"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+)
+
+// WarmRequest asks for images to be fetched before their first pull.
+type WarmRequest struct {
+	Source Source
+	Repo   string
+	// Tag is a tag, or a pattern with * (1.27.*) matched against the
+	// source's tag list; or Digest names one manifest.
+	Tag    string
+	Digest digest.Digest
+	// Platforms are the platforms wanted of an index, as os/arch or
+	// os/arch/variant; empty: all.
+	Platforms []string
+}
+
+// WarmProgress is where the warm-up of one image stands.
+type WarmProgress struct {
+	Image       string        `json:"image"`
+	Digest      digest.Digest `json:"digest,omitempty"`
+	Manifests   int           `json:"manifests"`
+	Layers      int           `json:"layers"` // configs and layers held, of LayersTotal
+	LayersTotal int           `json:"layersTotal"`
+	Bytes       int64         `json:"bytes"` // their bytes held, of BytesTotal
+	BytesTotal  int64         `json:"bytesTotal"`
+	Fetched     int64         `json:"fetched"` // the bytes downloaded for it
+	Done        bool          `json:"done,omitempty"`
+	Error       string        `json:"error,omitempty"`
+}
+
+// ErrSourceFailing: warm-up stops asking a source that failed lately or
+// asked for a pause (a 429); the next run resumes.
+var ErrSourceFailing = errors.New("upstream is failing or rate-limited; the next run resumes")
+
+// warmBlobs is how many blobs of an image warm-up fetches at once.
+const warmBlobs = 4
+
+// Warm fetches the images q names (every tag that matches a pattern) and
+// every blob of the platforms wanted, as pulls would, and calls progress
+// as each image advances and once when it ends (Done set). Tags are
+// revalidated with a HEAD, and only what the cache does not hold is
+// downloaded, each blob once. It returns the first image's error, after
+// trying the others.
+func (c *Cache) Warm(ctx context.Context, q WarmRequest, progress func(WarmProgress)) error {
+	refs := []string{q.Digest.String()}
+	if q.Digest == "" {
+		refs = []string{q.Tag}
+		if strings.Contains(q.Tag, "*") {
+			tags, err := c.matchingTags(ctx, q.Source, q.Repo, q.Tag)
+			if err != nil {
+				progress(WarmProgress{Image: q.Source.Name() + "/" + q.Repo + ":" + q.Tag, Done: true, Error: err.Error()})
+				return err
+			}
+			refs = tags
+		}
+	}
+	var first error
+	for _, ref := range refs {
+		if err := c.warmImage(ctx, q, ref, progress); err != nil && first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return first
+}
+
+// warmImage warms one tag or digest of q's repository.
+func (c *Cache) warmImage(ctx context.Context, q WarmRequest, ref string, progress func(WarmProgress)) error {
+	w := &warming{p: WarmProgress{Image: q.Source.Name() + "/" + q.Repo + sep(ref) + ref}, report: progress}
+	err := c.warmManifests(ctx, q, ref, w)
+	w.update(func(p *WarmProgress) {
+		p.Done = true
+		if err != nil {
+			p.Error = err.Error()
+		}
+	})
+	return err
+}
+
+func sep(ref string) string {
+	if strings.Contains(ref, ":") {
+		return "@"
+	}
+	return ":"
+}
+
+// warming is one image's progress, reported as its blobs arrive in
+// parallel.
+type warming struct {
+	mu     sync.Mutex // protects p and orders the reports
+	p      WarmProgress
+	report func(WarmProgress)
+}
+
+func (w *warming) update(change func(*WarmProgress)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	change(&w.p)
+	w.report(w.p)
+}
+
+func (c *Cache) warmManifests(ctx context.Context, q WarmRequest, ref string, w *warming) error {
+	if q.Source.Failing() {
+		return fmt.Errorf("%w: %s", ErrSourceFailing, q.Source.Name())
+	}
+	mq := ManifestRequest{Source: q.Source, Repo: q.Repo}
+	if d, err := digest.Parse(ref); err == nil {
+		mq.Digest = d
+	} else {
+		mq.Tag = ref
+	}
+	top, err := c.Manifest(ctx, mq)
+	if err != nil {
+		return err
+	}
+	images := []*Manifest{top}
+	w.update(func(p *WarmProgress) { p.Digest, p.Manifests = top.Digest, 1 })
+	if oci.IsIndex(top.MediaType) {
+		images = nil
+		for _, d := range platformManifests(top.Body, q.Platforms) {
+			m, err := c.manifestByDigest(ctx, q.Source, q.Repo, &Manifest{Digest: d}, false)
+			if err != nil {
+				return err
+			}
+			images = append(images, m)
+			w.update(func(p *WarmProgress) { p.Manifests++ })
+		}
+	}
+	blobs := map[digest.Digest]int64{}
+	for _, m := range images {
+		for _, d := range imageBlobs(m.Body) {
+			blobs[d.Digest] = d.Size
+		}
+	}
+	w.update(func(p *WarmProgress) {
+		p.LayersTotal = len(blobs)
+		for _, size := range blobs {
+			p.BytesTotal += size
+		}
+	})
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(warmBlobs)
+	for d, size := range blobs {
+		g.Go(func() error {
+			fetched, err := c.warmBlob(gctx, q.Source, q.Repo, d)
+			if err != nil {
+				return err
+			}
+			w.update(func(p *WarmProgress) {
+				p.Layers++
+				p.Bytes += size
+				if fetched {
+					p.Fetched += size
+				}
+			})
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// warmBlob makes sure blob d is stored, and tells whether it had to be
+// fetched.
+func (c *Cache) warmBlob(ctx context.Context, src Source, repo string, d digest.Digest) (bool, error) {
+	if _, err := c.store.Content.Stat(ctx, d); err == nil {
+		c.pulled.touch(d, c.now())
+		return false, nil
+	}
+	if src.Failing() {
+		return false, fmt.Errorf("%w: %s", ErrSourceFailing, src.Name())
+	}
+	b, err := c.Blob(ctx, src, repo, d)
+	if err != nil {
+		return false, err
+	}
+	defer b.Close()
+	if b.fill == nil {
+		return false, nil // stored meanwhile
+	}
+	return true, b.fill.wait(ctx)
+}
+
+// platformManifests lists the manifests of an index for the platforms
+// wanted (os/arch, or os/arch/variant); with none wanted, all.
+func platformManifests(body []byte, platforms []string) []digest.Digest {
+	var index struct {
+		Manifests []oci.Descriptor `json:"manifests"`
+	}
+	json.Unmarshal(body, &index)
+	var out []digest.Digest
+	for _, m := range index.Manifests {
+		if m.Digest.Validate() != nil {
+			continue
+		}
+		if len(platforms) == 0 {
+			out = append(out, m.Digest)
+			continue
+		}
+		for _, want := range platforms {
+			if p := m.Platform; p != nil && platformMatches(want, p.OS, p.Architecture, p.Variant) {
+				out = append(out, m.Digest)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// platformMatches tells whether os/arch[/variant] matches a platform; a
+// wanted platform without variant matches every variant.
+func platformMatches(want, os, arch, variant string) bool {
+	parts := strings.Split(want, "/")
+	if len(parts) < 2 || parts[0] != os || parts[1] != arch {
+		return false
+	}
+	return len(parts) == 2 || parts[2] == variant
+}
+
+// imageBlobs lists an image manifest's config and layers, foreign layers
+// (fetched from elsewhere) left out.
+func imageBlobs(body []byte) []oci.Descriptor {
+	var m struct {
+		Config *oci.Descriptor `json:"config"`
+		Layers []oci.Descriptor `json:"layers"`
+	}
+	json.Unmarshal(body, &m)
+	var out []oci.Descriptor
+	if m.Config != nil && m.Config.Digest.Validate() == nil {
+		out = append(out, *m.Config)
+	}
+	for _, l := range m.Layers {
+		if len(l.URLs) == 0 && l.Digest.Validate() == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// maxTagPages bounds the tag list pages read to expand a pattern.
+const maxTagPages = 100
+
+// matchingTags lists the source's tags of repo that match pattern.
+func (c *Cache) matchingTags(ctx context.Context, src Source, repo, pattern string) ([]string, error) {
+	name := src.Name() + "/" + repo
+	var tags []string
+	query := url.Values{"n": {"1000"}}
+	for range maxTagPages {
+		doc, err := c.Tags(ctx, src, repo, query)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Tags []string `json:"tags"`
+		}
+		if err := json.Unmarshal(doc.Body, &page); err != nil {
+			return nil, fmt.Errorf("%w: the tag list of %s: %v", oci.ErrInvalid, name, err)
+		}
+		for _, t := range page.Tags {
+			if oci.ValidTag(t) && oci.MatchPattern(name+":"+pattern, name+":"+t) {
+				tags = append(tags, t)
+			}
+		}
+		last := nextLast(doc.Link)
+		if last == "" || len(page.Tags) == 0 {
+			break
+		}
+		query = url.Values{"n": {"1000"}, "last": {last}}
+	}
+	if len(tags) == 0 {
+		return nil, fmt.Errorf("%w: no tag of %s matches %q", oci.ErrNotFound, name, pattern)
+	}
+	return tags, nil
+}
+
+// nextLast reads the last parameter of a tag list's Link to its next
+// page: </v2/x/tags/list?last=b&n=2>; rel="next".
+func nextLast(link string) string {
+	start, end := strings.IndexByte(link, '<'), strings.IndexByte(link, '>')
+	if start < 0 || end < start {
+		return ""
+	}
+	u, err := url.Parse(link[start+1 : end])
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get("last")
+}
