@@ -109,6 +109,10 @@ BIN=$WORK/bin
 # with --prefetch 0, and the scale measurement waits for prefetches to end.
 HAS_PREFETCH=0
 "$BIN/entrepot" serve --help 2>&1 | grep -q -- '--prefetch' && HAS_PREFETCH=1
+# Builds with an admin API listen on 127.0.0.1:5001 unless told: a free
+# port each, so that instances never collide.
+ADMIN_FLAG=()
+"$BIN/entrepot" --help 2>&1 | grep -q -- '--admin-listen' && ADMIN_FLAG=(--admin-listen 127.0.0.1:0)
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # rec SECTION CASE SYSTEM ROUND METRIC VALUE: one raw figure.
@@ -199,7 +203,7 @@ start_entrepot() {
 	shift
 	t0=$(now_ns)
 	start_bg entrepot "$WORK/logs/entrepot.log" "$BIN/entrepot" serve --listen "127.0.0.1:$E_PORT" \
-		--data "$data" --upstream "docker.io=$FRONT" "$@"
+		--data "$data" --upstream "docker.io=$FRONT" "${ADMIN_FLAG[@]}" "$@"
 	E_PID=$BG_PID
 	STARTUP_MS=$("$BIN/waitready" --url "${BASE[entrepot]}/v2/" --since-ns "$t0" --pid "$E_PID" --timeout 60s) ||
 		die "entrepot did not start"

@@ -1,7 +1,15 @@
 // Command entrepot is a pull-through cache for container registries.
 //
-//	entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--prefetch N] [--upstream NAME=URL]...
+//	entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--prefetch N] [--max-size SIZE] [--admin-listen ADDR] [--upstream NAME=URL]...
+//	entrepot ls [--json] [REPOSITORY]
+//	entrepot warm [--platform OS/ARCH]... IMAGE...
+//	entrepot freeze IMAGE:TAG | unfreeze IMAGE:TAG
+//	entrepot purge IMAGE[:TAG|@DIGEST] | REPOSITORY
 //	entrepot version
+//
+// The commands other than serve and version talk to a running server's
+// admin API (--admin URL, default http://127.0.0.1:5001; the token from
+// ENTREPOT_ADMIN_TOKEN).
 package main
 
 import (
@@ -20,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/entrepot/entrepot/internal/admin"
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/config"
 	"github.com/entrepot/entrepot/internal/httpx"
@@ -33,8 +42,40 @@ import (
 var version = ""
 
 const usage = `usage:
-  entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--prefetch N] [--upstream NAME=URL]...
-  entrepot version`
+  entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--prefetch N]
+                 [--max-size SIZE] [--admin-listen ADDR] [--upstream NAME=URL]...
+  entrepot ls [--json] [REPOSITORY]            what the cache holds
+  entrepot warm [--platform OS/ARCH]... IMAGE...  fetch images ahead of their pulls
+  entrepot freeze IMAGE:TAG                    keep a tag on the digest it has now
+  entrepot unfreeze IMAGE:TAG                  let it follow its upstream again
+  entrepot purge IMAGE[:TAG|@DIGEST]|REPOSITORY  drop what the cache holds of it
+  entrepot version
+
+ls, warm, freeze, unfreeze and purge talk to a running server's admin API:
+  --admin URL   default http://127.0.0.1:5001; the token from ENTREPOT_ADMIN_TOKEN
+Run "entrepot COMMAND --help" for a command's own help.`
+
+// commandHelp is each admin command's --help.
+var commandHelp = map[string]string{
+	"ls": `usage: entrepot ls [--admin URL] [--json] [REPOSITORY|PATTERN]
+Lists the cached repositories, tags with digests, sizes, when last pulled,
+and which are pinned or frozen. REPOSITORY is normalised as docker does
+(nginx is docker.io/library/nginx); a PATTERN may hold *.`,
+	"warm": `usage: entrepot warm [--admin URL] [--platform OS/ARCH]... IMAGE...
+Fetches images through the running cache, so that their first pull is
+local: tags are revalidated, and only what the cache does not hold is
+downloaded. A tag may be a pattern (docker.io/library/nginx:1.27.*).
+--platform picks platforms of an index (default: all).`,
+	"freeze": `usage: entrepot freeze [--admin URL] IMAGE:TAG
+Keeps TAG on the digest it has now (fetched first if needed): every pull
+gets that digest, with no upstream request, until "entrepot unfreeze".`,
+	"unfreeze": `usage: entrepot unfreeze [--admin URL] IMAGE:TAG
+Lets a frozen tag follow its upstream again; the next pull revalidates it.`,
+	"purge": `usage: entrepot purge [--admin URL] IMAGE[:TAG|@DIGEST] | REPOSITORY
+Drops what the cache holds of an image, a tag, a manifest or a whole
+repository: its tags, manifests, and the blobs nothing else needs. The next
+pull fetches afresh.`,
+}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -55,6 +96,8 @@ func main() {
 		} else if err != nil {
 			fail(1, "entrepot: "+err.Error())
 		}
+	case "ls", "warm", "freeze", "unfreeze", "purge":
+		os.Exit(runClient(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
 	case "version", "--version", "-v":
 		fmt.Println("entrepot", buildVersion())
 	case "help", "--help", "-h":
@@ -82,11 +125,22 @@ func serve(cfg *config.Config) error {
 	defer dir.Close()
 	st := dir.Store()
 	fillCtx, cancelFills := context.WithCancel(context.Background())
-	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch}, log)
+	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg.Storage)}, log)
 	defer func() { cancelFills(); c.Close() }() // fills left behind remove their temporary files
+	maintainCtx, stopMaintain := context.WithCancel(context.Background())
+	maintained := make(chan struct{})
+	go func() { c.Maintain(maintainCtx); close(maintained) }()
+	defer func() { stopMaintain(); <-maintained }() // a last flush of the pull times
 	ups := make([]*upstream.Client, len(cfg.Upstreams))
+	sources := make([]cache.Source, len(cfg.Upstreams))
 	for i, u := range cfg.Upstreams {
 		ups[i] = upstream.New(u, nil, log)
+		sources[i] = ups[i]
+	}
+	adm := admin.New(c, sources, cfg.Admin.Token.Reveal(), log)
+	warmups, err := adm.WarmRequests(warmImages(cfg.Warm))
+	if err != nil && len(cfg.Warm.Images) > 0 {
+		return fmt.Errorf("warm.images: %w", err)
 	}
 
 	srv := &http.Server{
@@ -101,15 +155,27 @@ func serve(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin.listen: %w", err)
+	}
+	adminSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
 	names := make([]string, len(cfg.Upstreams))
 	for i, u := range cfg.Upstreams {
 		names[i] = u.Name + "=" + u.URL.Redacted()
 	}
 	log.Info("entrepot serving", "version", buildVersion(), "listen", ln.Addr().String(),
-		"data", cfg.Data, "default", cfg.Default, "upstreams", names)
+		"admin", adminLn.Addr().String(), "data", cfg.Data, "default", cfg.Default, "upstreams", names,
+		"max_size", cfg.Storage.MaxSize)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- adminSrv.Serve(adminLn) }()
+	warmCtx, stopWarm := context.WithCancel(ctx)
+	warmed := make(chan struct{})
+	go func() { runWarm(warmCtx, adm, warmups, cfg.Warm.Every, log); close(warmed) }()
+	defer func() { stopWarm(); <-warmed }()
 	select {
 	case err := <-errc:
 		return err
@@ -119,6 +185,7 @@ func serve(cfg *config.Config) error {
 	log.Info("shutting down: draining requests", "timeout", drainTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
+	adminSrv.Close() // a warm-up's stream ends; its fills end with the cache
 	if err := srv.Shutdown(shutdownCtx); errors.Is(err, context.DeadlineExceeded) {
 		// Long downloads still running: cut them; their fills are
 		// cancelled with the cache and leave nothing behind.
@@ -128,6 +195,55 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	return nil
+}
+
+// limits are the cache's limits of the storage section.
+func limits(s config.Storage) cache.Limits {
+	return cache.Limits{MaxSize: s.MaxSize, High: s.HighWatermark, Low: s.LowWatermark, MaxIdle: s.MaxIdle, Pins: s.Pin}
+}
+
+func warmImages(w config.Warm) []admin.Image {
+	images := make([]admin.Image, len(w.Images))
+	for i, img := range w.Images {
+		images[i] = admin.Image{Image: img.Image, Platforms: img.Platforms}
+	}
+	return images
+}
+
+// runWarm warms the configured images at start and then every interval
+// (never again when every is 0), logging each image's outcome, until ctx
+// ends.
+func runWarm(ctx context.Context, adm *admin.Server, reqs []cache.WarmRequest, every time.Duration, log *slog.Logger) {
+	if len(reqs) == 0 {
+		return
+	}
+	for {
+		start := time.Now()
+		failed := adm.Warm(ctx, reqs, func(p cache.WarmProgress) {
+			switch {
+			case !p.Done:
+			case p.Error != "":
+				log.Warn("warm-up failed", "image", p.Image, "err", p.Error)
+			default:
+				log.Info("warmed", "image", p.Image, "digest", p.Digest, "manifests", p.Manifests,
+					"layers", p.LayersTotal, "bytes", p.BytesTotal, "fetched", p.Fetched)
+			}
+		})
+		log.Info("warm-up done", "images", len(reqs), "failed", failed, "took", time.Since(start).Round(time.Millisecond), "next_in", every)
+		if every <= 0 {
+			return
+		}
+		select {
+		case <-time.After(every):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// notifyContext is cancelled by SIGINT or SIGTERM.
+func notifyContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 }
 
 // routes is the server's mux: health checks, and the registry API behind

@@ -89,7 +89,7 @@ func TestKillDuringFill(t *testing.T) {
 	data := t.TempDir()
 	addr := freeAddr(t)
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "--listen", addr, "--data", data, "--upstream", "docker.io="+origin.URL)
+		cmd := exec.Command(bin, "serve", "--listen", addr, "--admin-listen", "127.0.0.1:0", "--data", data, "--upstream", "docker.io="+origin.URL)
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -176,7 +176,7 @@ func TestDataDirectoryIsLocked(t *testing.T) {
 	bin := build(t)
 	data := t.TempDir()
 	addr := freeAddr(t)
-	first := exec.Command(bin, "serve", "--listen", addr, "--data", data, "--upstream", "docker.io=http://127.0.0.1:1")
+	first := exec.Command(bin, "serve", "--listen", addr, "--admin-listen", "127.0.0.1:0", "--data", data, "--upstream", "docker.io=http://127.0.0.1:1")
 	first.Stderr = io.Discard
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestDataDirectoryIsLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	second := exec.Command(bin, "serve", "--listen", freeAddr(t), "--data", data, "--upstream", "docker.io=http://127.0.0.1:1")
+	second := exec.Command(bin, "serve", "--listen", freeAddr(t), "--admin-listen", "127.0.0.1:0", "--data", data, "--upstream", "docker.io=http://127.0.0.1:1")
 	var stderr bytes.Buffer
 	second.Stderr = &stderr
 	err := second.Run()

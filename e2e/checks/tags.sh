@@ -66,6 +66,8 @@ check_tags() {
 	cat >"$conf" <<-EOF
 		listen: 127.0.0.1:$port
 		data: $WORK/data-ttl0
+		admin:
+		  listen: 127.0.0.1:0
 		upstreams:
 		  - name: docker.io
 		    url: http://$UPSTREAM

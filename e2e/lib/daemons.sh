@@ -54,6 +54,8 @@ seed_upstream() {
 start_entrepot() {
 	pick_port CACHE_PORT
 	CACHE=127.0.0.1:$CACHE_PORT
+	pick_port ADMIN_PORT
+	ADMIN=http://127.0.0.1:$ADMIN_PORT
 	if ! (cd "$ROOT" && timeout 600 go build -o "$WORK/bin/entrepot" ./cmd/entrepot) >"$WORK/logs/build.log" 2>&1; then
 		fail "build ./cmd/entrepot" "$(tail -n 5 "$WORK/logs/build.log")"
 		return 1
@@ -200,6 +202,7 @@ start_cache() {
 	start_bg "$1" "$WORK/logs/$1.log" \
 		"$WORK/bin/entrepot" serve \
 		--listen "$CACHE" \
+		--admin-listen "127.0.0.1:$ADMIN_PORT" \
 		--data "$WORK/data" \
 		--upstream "docker.io=http://$UPSTREAM" \
 		--upstream "local=http://$UPSTREAM"

@@ -3,8 +3,10 @@ package cache_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/oci"
@@ -50,5 +52,51 @@ func BenchmarkManifestByDigest(b *testing.B) {
 		if err != nil || m.Digest != d {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkEvict measures eviction: a store of images (a manifest, a
+// config and two layers each) evicted whole, as objects (blobs) and bytes
+// removed per second, catalog read included.
+func BenchmarkEvict(b *testing.B) {
+	for _, bc := range []struct {
+		name          string
+		images, layer int
+	}{
+		{"small-blobs", 500, 4 << 10},
+		{"large-blobs", 20, 8 << 20},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			src := newSource()
+			for i := range bc.images {
+				addImage(src, fmt.Sprint(i), randomBytes(bc.layer), randomBytes(bc.layer))
+			}
+			var objects, bytes int64
+			var took time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				st := newStore(b)
+				c := newTestCache(b, st, cache.Options{Limits: cache.Limits{MaxSize: 1, High: 0.95, Low: 0.85}})
+				for i := range bc.images {
+					if err := pull(b, c, src, fmt.Sprint(i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for c.Filling() > 0 {
+					time.Sleep(time.Millisecond)
+				}
+				start := time.Now()
+				b.StartTimer()
+				r, err := c.Evict(context.Background())
+				if err != nil || r.Blobs != bc.images*4 {
+					b.Fatalf("evicted %+v, %v; want %d blobs", r, err, bc.images*4)
+				}
+				took += time.Since(start)
+				objects += int64(r.Blobs)
+				bytes += r.Bytes
+			}
+			b.ReportMetric(float64(objects)/took.Seconds(), "objects/s")
+			b.ReportMetric(float64(bytes)/took.Seconds()/(1<<30), "GiB/s")
+		})
 	}
 }

@@ -213,10 +213,11 @@ func (c *Cache) newSweep(cat *catalog, start time.Time) *sweep {
 }
 
 // pulledSince tells whether d was served since the sweep began: then its
-// unit stays, as the catalog may no longer tell what needs it.
+// unit stays, as the catalog may no longer tell what needs it. (Content
+// first seen by this sweep is dated at its start, not after.)
 func (s *sweep) pulledSince(d digest.Digest) bool {
 	t, ok := s.c.pulled.last(d)
-	return ok && t.Unix() >= s.start.Unix()
+	return ok && t.UnixMilli() > s.start.UnixMilli()
 }
 
 // unit removes u, unless it was pulled since the sweep began.

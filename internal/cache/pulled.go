@@ -20,7 +20,7 @@ import (
 // load merges them back after a restart, in the background.
 type pulled struct {
 	mu      sync.Mutex              // protects the fields below
-	fresh   map[digest.Digest]int64 // served since the last flush, unix seconds
+	fresh   map[digest.Digest]int64 // served since the last flush, unix milliseconds
 	known   map[digest.Digest]int64 // every time flushed or loaded
 	reading map[digest.Digest]int   // blobs open for clients, and how many times
 	batches []string                // the records known holds, oldest first
@@ -41,7 +41,7 @@ func newPulled() *pulled {
 // touch records that d was served at now.
 func (p *pulled) touch(d digest.Digest, now time.Time) {
 	p.mu.Lock()
-	p.fresh[d] = now.Unix()
+	p.fresh[d] = now.UnixMilli()
 	p.mu.Unlock()
 }
 
@@ -49,7 +49,7 @@ func (p *pulled) touch(d digest.Digest, now time.Time) {
 // function is called.
 func (p *pulled) open(d digest.Digest, now time.Time) (release func()) {
 	p.mu.Lock()
-	p.fresh[d] = now.Unix()
+	p.fresh[d] = now.UnixMilli()
 	p.reading[d]++
 	p.mu.Unlock()
 	var once sync.Once
@@ -72,7 +72,7 @@ func (p *pulled) last(d digest.Digest) (time.Time, bool) {
 	if k, kok := p.known[d]; kok && (!ok || k > t) {
 		t, ok = k, true
 	}
-	return time.Unix(t, 0), ok
+	return time.UnixMilli(t), ok
 }
 
 // inUse tells whether a client reads blob d now.
@@ -92,7 +92,7 @@ func (p *pulled) seen(d digest.Digest, now time.Time) {
 		return
 	}
 	if _, ok := p.known[d]; !ok {
-		p.fresh[d] = now.Unix()
+		p.fresh[d] = now.UnixMilli()
 	}
 }
 

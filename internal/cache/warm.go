@@ -235,7 +235,7 @@ func platformMatches(want, os, arch, variant string) bool {
 // (fetched from elsewhere) left out.
 func imageBlobs(body []byte) []oci.Descriptor {
 	var m struct {
-		Config *oci.Descriptor `json:"config"`
+		Config *oci.Descriptor  `json:"config"`
 		Layers []oci.Descriptor `json:"layers"`
 	}
 	json.Unmarshal(body, &m)

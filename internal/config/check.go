@@ -3,12 +3,15 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/entrepot/entrepot/internal/oci"
 )
 
 // The checks below validate one value each. Their errors do not name the
@@ -115,4 +118,139 @@ func checkPrefetch(n int) error {
 		return fmt.Errorf("%d must be from 0 (off) to %d", n, maxPrefetch)
 	}
 	return nil
+}
+
+// leadingDays matches the days of a long duration: the 30d of 30d or 1d12h.
+var leadingDays = regexp.MustCompile(`^([0-9]+)d`)
+
+// parseLongDuration is parseDuration for spans counted in days, which
+// time.ParseDuration has no unit for: 30d, 1d12h, and still 12h or 0.
+func parseLongDuration(s string) (time.Duration, error) {
+	if abs, negative := strings.CutPrefix(s, "-"); negative {
+		if _, err := parseLongDuration(abs); err == nil {
+			return 0, fmt.Errorf("%q must not be negative", s)
+		}
+		return 0, fmt.Errorf("%q is not a duration, e.g. 30d, 12h or 1d12h", s)
+	}
+	var days time.Duration
+	rest := s
+	if m := leadingDays.FindStringSubmatch(s); m != nil {
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil || n > int64(math.MaxInt64/(24*time.Hour)) {
+			return 0, fmt.Errorf("%q is too long", s)
+		}
+		days, rest = time.Duration(n)*24*time.Hour, s[len(m[0]):]
+		if rest == "" {
+			return days, nil
+		}
+		if rest[0] == '+' || rest[0] == '-' {
+			return 0, fmt.Errorf("%q is not a duration, e.g. 30d, 12h or 1d12h", s)
+		}
+	}
+	d, err := time.ParseDuration(rest)
+	switch {
+	case err != nil:
+		if _, convErr := strconv.ParseFloat(rest, 64); convErr == nil {
+			return 0, fmt.Errorf("%q has no unit; use a unit, e.g. 30d or 12h", s)
+		}
+		return 0, fmt.Errorf("%q is not a duration, e.g. 30d, 12h or 1d12h", s)
+	case d < 0:
+		return 0, fmt.Errorf("%q must not be negative", s)
+	case d > math.MaxInt64-days:
+		return 0, fmt.Errorf("%q is too long", s)
+	}
+	return days + d, nil
+}
+
+// parseFraction parses a watermark: a percentage (95%) or a fraction
+// (0.95), above 0 and at most 1.
+func parseFraction(s string) (float64, error) {
+	number, percent := strings.CutSuffix(strings.TrimSpace(s), "%")
+	number = strings.TrimSpace(number)
+	// Only digits and a point: strconv alone would also take a sign, an
+	// exponent, hexadecimal, Inf and NaN.
+	_, _, rest, ok := splitSize(number)
+	v, err := strconv.ParseFloat(number, 64)
+	if percent {
+		v /= 100
+	}
+	if !ok || rest != "" || err != nil || v <= 0 || v > 1 {
+		return 0, fmt.Errorf("%q must be a percentage or a fraction above 0 and at most 1, e.g. 95%% or 0.95", s)
+	}
+	return v, nil
+}
+
+// formatPercent writes a fraction the way watermarks are usually written:
+// 0.85 is "85%".
+func formatPercent(v float64) string {
+	// Six significant digits hide the float error of 0.85*100.
+	return strconv.FormatFloat(v*100, 'g', 6, 64) + "%"
+}
+
+// platform matches os/arch and os/arch/variant: linux/amd64, linux/arm64/v8.
+var platform = regexp.MustCompile(`^[a-z0-9]+/[a-z0-9]+(/[a-z0-9]+)?$`)
+
+func checkPlatform(p string) error {
+	if !platform.MatchString(p) {
+		return fmt.Errorf("%q must be os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm64/v8", p)
+	}
+	return nil
+}
+
+// checkWarmImage checks an image of the warm-up list: a reference whose
+// registry is written out, since "nginx" read as docker.io/library/nginx
+// is a guess the list should not need, and whose tag may be a pattern
+// such as 1.27.*.
+func checkWarmImage(image string) error {
+	if image == "" {
+		return errors.New("is required")
+	}
+	name, tag, digest := splitImage(image)
+	// A star is not a tag character: check the tag on its own as if each
+	// star were one, and the rest as a reference.
+	ref := image
+	if strings.Contains(tag, "*") {
+		if !oci.ValidTag(strings.ReplaceAll(tag, "*", "x")) {
+			return fmt.Errorf("%q has an invalid tag pattern %q", image, tag)
+		}
+		ref = name + digest
+	}
+	r, err := oci.ParseReference(ref)
+	if host, _, nested := strings.Cut(name, "/"); !nested || !oci.IsHost(host) {
+		if err != nil {
+			return fmt.Errorf("%q must start with a registry, e.g. docker.io/library/nginx:1.27", image)
+		}
+		// r is on Docker Hub, where a bare name is under library/.
+		full := r.Name()
+		if tag != "" {
+			full += ":" + tag
+		}
+		return fmt.Errorf("%q must start with a registry, e.g. %s", image, full+digest)
+	}
+	return err
+}
+
+// splitImage splits a reference into its name, its tag (without the
+// colon) and its digest (with the @), as oci.ParseReference does: the tag
+// follows the last colon that is not a registry's port.
+func splitImage(image string) (name, tag, digest string) {
+	name = image
+	if at := strings.IndexByte(name, '@'); at >= 0 {
+		name, digest = name[:at], name[at:]
+	}
+	if colon := strings.LastIndexByte(name, ':'); colon >= 0 && !strings.Contains(name[colon:], "/") {
+		name, tag = name[:colon], name[colon+1:]
+	}
+	return name, tag, digest
+}
+
+// checkLoopback accepts an address only this machine can reach: a
+// loopback IP (127.0.0.1, any 127.x.y.z, ::1) or localhost. An empty
+// host (":5001") is every interface.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err == nil && (host == "localhost" || ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a loopback address; set admin.token_env or admin.token_file to listen on it", addr)
 }

@@ -26,6 +26,63 @@ type Config struct {
 	// Upstreams are the registries this cache pulls through, in order.
 	// Default: the preconfigured public registries (see Defaults).
 	Upstreams []Upstream
+	// Storage bounds the store (the storage section).
+	Storage Storage
+	// Warm lists images fetched at start and on a schedule (the warm
+	// section).
+	Warm Warm
+	// Admin is the admin API's listener (the admin section).
+	Admin Admin
+}
+
+// Storage bounds what the store keeps.
+type Storage struct {
+	// MaxSize bounds the committed content in bytes (storage.max_size,
+	// --max-size, written like 50GiB or 500MiB). 0, the default, means
+	// no bound.
+	MaxSize int64
+	// HighWatermark and LowWatermark are fractions of MaxSize: past the
+	// high one, the least recently pulled content is evicted down to the
+	// low one. Defaults 0.95 and 0.85 (written 95% and 85%, or 0.95).
+	HighWatermark, LowWatermark float64
+	// MaxIdle removes content nobody pulled for this long
+	// (storage.max_idle, e.g. 30d). 0, the default, means never.
+	MaxIdle time.Duration
+	// Pin lists patterns (package oci's CheckPattern) whose content is
+	// never evicted or expired.
+	Pin []string
+}
+
+// Warm is the warm-up list.
+type Warm struct {
+	// Every is the interval between runs after the first, at start-up
+	// (warm.every, e.g. 6h). 0, the default, runs only at start-up.
+	Every time.Duration
+	// Images are the images to fetch.
+	Images []WarmImage
+}
+
+// WarmImage is one entry of warm.images.
+type WarmImage struct {
+	// Image is a reference with its registry written out
+	// (docker.io/library/nginx:1.27), whose tag may be a pattern
+	// (docker.io/library/nginx:1.27.*) or a digest.
+	Image string
+	// Platforms are the platforms wanted of an index (linux/amd64,
+	// linux/arm64/v8). Empty means all.
+	Platforms []string
+}
+
+// Admin is the admin API's listener.
+type Admin struct {
+	// Listen is the admin API's address (admin.listen, --admin-listen).
+	// Default 127.0.0.1:5001. Without a Token, it must be a loopback
+	// address.
+	Listen string
+	// Token is the bearer token the admin API requires, read from the
+	// variable admin.token_env or the file admin.token_file. Empty: no
+	// token is required (loopback only).
+	Token Secret
 }
 
 // Upstream is one registry the cache pulls from.

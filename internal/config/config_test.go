@@ -14,6 +14,7 @@ func TestSecretNeverPrints(t *testing.T) {
 	cfg := Defaults()
 	cfg.Upstreams[0].Username = "alice"
 	cfg.Upstreams[0].Password = Secret(secret)
+	cfg.Admin.Token = Secret(secret)
 	up := cfg.Upstreams[0]
 
 	var logs bytes.Buffer

@@ -15,13 +15,24 @@ const (
 	defaultConnectTimeout        = 5 * time.Second
 	defaultResponseHeaderTimeout = 8 * time.Second
 	defaultIdleTimeout           = 30 * time.Second
+	defaultHighWatermark         = 0.95
+	defaultLowWatermark          = 0.85
+	defaultAdminListen           = "127.0.0.1:5001"
 )
 
 // Defaults returns the built-in configuration: listen on :5000, store in
-// ./data, and pull through the major public registries, docker.io first
-// (and so the default). Each call returns a fresh copy the caller may modify.
+// ./data without a bound (evicting past 95% down to 85% once one is set),
+// pull through the major public registries, docker.io first (and so the
+// default), warm nothing, and serve the admin API on 127.0.0.1:5001 without
+// a token. Each call returns a fresh copy the caller may modify.
 func Defaults() *Config {
-	cfg := &Config{Listen: defaultListen, Data: defaultData, Prefetch: defaultPrefetch}
+	cfg := &Config{
+		Listen:   defaultListen,
+		Data:     defaultData,
+		Prefetch: defaultPrefetch,
+		Storage:  Storage{HighWatermark: defaultHighWatermark, LowWatermark: defaultLowWatermark},
+		Admin:    Admin{Listen: defaultAdminListen},
+	}
 	for _, r := range [...]struct{ name, host string }{
 		// Docker Hub is addressed as docker.io, but its registry API lives
 		// on another host.

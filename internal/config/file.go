@@ -30,6 +30,23 @@ import (
 //	      connect: 5s
 //	      response_header: 8s
 //	      idle: 30s
+//	storage:                    # each optional
+//	  max_size: 50GiB           # KiB, MiB, GiB, TiB or kB, MB, GB, TB; 0: no bound
+//	  high_watermark: 95%       # or 0.95; evict past it...
+//	  low_watermark: 85%        # ...down to it; below high_watermark
+//	  max_idle: 30d             # remove what nobody pulled for this long; 0: never
+//	  pin:                      # patterns never evicted (oci.CheckPattern)
+//	    - docker.io/library/node:20*
+//	warm:
+//	  every: 6h                 # 0 (absent): only at start-up
+//	  images:                   # registry written out; the tag may hold *
+//	    - docker.io/library/nginx:1.27
+//	    - image: docker.io/library/node:20.*
+//	      platforms: [linux/amd64, linux/arm64]  # absent: all
+//	admin:
+//	  listen: 127.0.0.1:5001    # needs a token unless loopback
+//	  token_env: ADMIN_TOKEN    # token read from this variable
+//	  token_file: /run/secrets/admin  # or from this file
 type fileConfig struct {
 	Listen *string `yaml:"listen"`
 	Data   *string `yaml:"data"`
@@ -39,6 +56,11 @@ type fileConfig struct {
 	// Upstreams is nil when the key is absent (or null), and non-nil but
 	// empty for "upstreams: []", which is an error.
 	Upstreams []fileUpstream `yaml:"upstreams"`
+	// The sections are values: an absent one has only nil fields, which
+	// keep the defaults.
+	Storage fileStorage `yaml:"storage"`
+	Warm    fileWarm    `yaml:"warm"`
+	Admin   fileAdmin   `yaml:"admin"`
 }
 
 // fileUpstream is one entry of upstreams. Durations are strings, parsed
@@ -110,6 +132,12 @@ var (
 		"config.fileConfig", "a mapping of keys",
 		"config.fileUpstream", "an upstream mapping",
 		"config.fileTimeouts", "a timeouts mapping",
+		"config.fileStorage", "a storage mapping",
+		"[]config.fileWarmImage", "a list of images",
+		"config.fileWarmImage", "an image mapping",
+		"config.warmImageMapping", "an image or an image mapping",
+		"config.fileWarm", "a warm mapping",
+		"config.fileAdmin", "an admin mapping",
 	)
 )
 
@@ -184,6 +212,20 @@ func (fc *fileConfig) apply(cfg *Config, getenv func(string) string) error {
 	if fc.Default != nil {
 		cfg.Default = *fc.Default
 	}
+	if err := checkDefault(cfg); err != nil {
+		return err
+	}
+	if err := fc.Storage.apply(&cfg.Storage); err != nil {
+		return err
+	}
+	if err := fc.Warm.apply(&cfg.Warm); err != nil {
+		return err
+	}
+	return fc.Admin.apply(&cfg.Admin, getenv)
+}
+
+// checkDefault checks that the default upstream is one of the upstreams.
+func checkDefault(cfg *Config) error {
 	var names []string
 	for _, u := range cfg.Upstreams {
 		if u.Name == cfg.Default {
@@ -237,29 +279,40 @@ func (fu *fileUpstream) password(key string, getenv func(string) string) (Secret
 	hasPassword := fu.PasswordEnv != "" || fu.PasswordFile != ""
 	switch {
 	case fu.PasswordEnv != "" && fu.PasswordFile != "":
-		return "", fmt.Errorf("%s: set password_env or password_file, not both", key)
+		// readSecret refuses this; say so before looking at the username.
 	case fu.Username == "" && hasPassword:
 		return "", fmt.Errorf("%s.username: is required with password_env or password_file", key)
 	case fu.Username != "" && !hasPassword:
 		return "", fmt.Errorf("%s.username: %q needs password_env or password_file", key, fu.Username)
-	case fu.PasswordEnv != "":
-		p := getenv(fu.PasswordEnv)
-		if p == "" {
-			return "", fmt.Errorf("%s.password_env: %s is not set (or is empty)", key, fu.PasswordEnv)
+	}
+	return readSecret(key, "password", fu.PasswordEnv, fu.PasswordFile, getenv)
+}
+
+// readSecret reads a secret from the variable env or the file at path,
+// at most one of which may be set; neither is no secret. In errors the
+// two are the keys <key>.<name>_env and <key>.<name>_file.
+func readSecret(key, name, env, path string, getenv func(string) string) (Secret, error) {
+	switch {
+	case env != "" && path != "":
+		return "", fmt.Errorf("%s: set %s_env or %s_file, not both", key, name, name)
+	case env != "":
+		v := getenv(env)
+		if v == "" {
+			return "", fmt.Errorf("%s.%s_env: %s is not set (or is empty)", key, name, env)
 		}
-		return Secret(p), nil
-	case fu.PasswordFile != "":
-		b, err := os.ReadFile(fu.PasswordFile)
+		return Secret(v), nil
+	case path != "":
+		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", fmt.Errorf("%s.password_file: %w", key, err)
+			return "", fmt.Errorf("%s.%s_file: %w", key, name, err)
 		}
 		// Files written by echo or an editor end in a newline that is not
-		// part of the password.
-		p := strings.TrimRight(string(b), "\r\n")
-		if p == "" {
-			return "", fmt.Errorf("%s.password_file: %s is empty", key, fu.PasswordFile)
+		// part of the secret.
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("%s.%s_file: %s is empty", key, name, path)
 		}
-		return Secret(p), nil
+		return Secret(v), nil
 	}
-	return "", nil // anonymous
+	return "", nil
 }

@@ -21,9 +21,15 @@ import (
 //	--data DIR           directory of the filesystem store
 //	--upstream NAME=URL  repeatable; replaces the whole upstream list of the
 //	                     file or the defaults, and the first is the default
+//	--max-size SIZE      bound on the store, e.g. 50GiB (storage.max_size)
+//	--admin-listen ADDR  address of the admin API (admin.listen)
 //
-// getenv resolves password_env; main passes os.Getenv, tests a map lookup.
-// A nil getenv means os.Getenv.
+// Once file and flags are applied, the admin API's address is checked
+// against the rest: without a token it must be a loopback address, and it
+// must differ from the registry API's.
+//
+// getenv resolves password_env and admin.token_env; main passes os.Getenv,
+// tests a map lookup. A nil getenv means os.Getenv.
 //
 // Every error is one line that names the offending key or flag. For -h or
 // --help the error is flag.ErrHelp; nothing is printed.
@@ -49,6 +55,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	if err := f.apply(cfg); err != nil {
 		return nil, err
 	}
+	if err := checkAdmin(cfg, &f); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -60,6 +69,10 @@ type flags struct {
 	data      *string
 	prefetch  *int
 	upstreams []string // raw NAME=URL values, parsed in apply
+	// maxSize and adminListen are raw too, so that their errors name the
+	// flag the way the others do.
+	maxSize     *string
+	adminListen *string
 }
 
 func (f *flags) flagSet() *flag.FlagSet {
@@ -90,6 +103,14 @@ func (f *flags) flagSet() *flag.FlagSet {
 		f.upstreams = append(f.upstreams, s)
 		return nil
 	})
+	fs.Func("max-size", "bound on the store's content, e.g. 50GiB; 0 = none (default 0)", func(s string) error {
+		f.maxSize = &s
+		return nil
+	})
+	fs.Func("admin-listen", "`address` of the admin API (default 127.0.0.1:5001)", func(s string) error {
+		f.adminListen = &s
+		return nil
+	})
 	return fs
 }
 
@@ -113,6 +134,19 @@ func (f *flags) apply(cfg *Config) error {
 		}
 		cfg.Prefetch = *f.prefetch
 	}
+	if f.maxSize != nil {
+		n, err := ParseSize(*f.maxSize)
+		if err != nil {
+			return fmt.Errorf("--max-size: %w", err)
+		}
+		cfg.Storage.MaxSize = n
+	}
+	if f.adminListen != nil {
+		if err := checkListen(*f.adminListen); err != nil {
+			return fmt.Errorf("--admin-listen: %w", err)
+		}
+		cfg.Admin.Listen = *f.adminListen
+	}
 	if len(f.upstreams) == 0 {
 		return nil
 	}
@@ -131,6 +165,29 @@ func (f *flags) apply(cfg *Config) error {
 	}
 	cfg.Upstreams = ups
 	cfg.Default = ups[0].Name
+	return nil
+}
+
+// checkAdmin checks the admin API's address against the rest of cfg,
+// naming each address by the flag that set it, or else its key. Without a
+// token the admin API must be reachable from this machine only: anyone who
+// reaches it could evict or warm the cache.
+func checkAdmin(cfg *Config, f *flags) error {
+	key, listenKey := "admin.listen", "listen"
+	if f.adminListen != nil {
+		key = "--admin-listen"
+	}
+	if f.listen != nil {
+		listenKey = "--listen"
+	}
+	if cfg.Admin.Listen == cfg.Listen && !strings.HasSuffix(cfg.Listen, ":0") { // port 0: each its own free port
+		return fmt.Errorf("%s: %q is also the address of %s; the admin API needs one of its own", key, cfg.Admin.Listen, listenKey)
+	}
+	if cfg.Admin.Token == "" {
+		if err := checkLoopback(cfg.Admin.Listen); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+	}
 	return nil
 }
 

@@ -96,22 +96,29 @@ func TestParseErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, path, err := tt.parse(t)
-			if err == nil {
-				t.Fatalf("Parse succeeded with %+v, want an error", cfg)
-			}
-			msg := err.Error()
-			for _, w := range tt.want {
-				if w = strings.ReplaceAll(w, "$FILE", path); !strings.Contains(msg, w) {
-					t.Errorf("error %q does not contain %q", msg, w)
-				}
-			}
-			if strings.Contains(msg, "\n") {
-				t.Errorf("error %q is not one line", msg)
-			}
-			if strings.Contains(msg, "hunter2") {
-				t.Errorf("error %q shows a password", msg)
-			}
+			tt.wantError(t, tt.want...)
 		})
+	}
+}
+
+// wantError runs Parse and checks that it fails with one line that
+// contains each of want ("$FILE" is the config file) and no password.
+func (s setup) wantError(t *testing.T, want ...string) {
+	t.Helper()
+	cfg, path, err := s.parse(t)
+	if err == nil {
+		t.Fatalf("Parse succeeded with %+v, want an error", cfg)
+	}
+	msg := err.Error()
+	for _, w := range want {
+		if w = strings.ReplaceAll(w, "$FILE", path); !strings.Contains(msg, w) {
+			t.Errorf("error %q does not contain %q", msg, w)
+		}
+	}
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error %q is not one line", msg)
+	}
+	if strings.Contains(msg, "hunter2") {
+		t.Errorf("error %q shows a password", msg)
 	}
 }

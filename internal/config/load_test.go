@@ -82,6 +82,8 @@ func TestDefaults(t *testing.T) {
 		Default:   "docker.io",
 		Prefetch:  4,
 		Upstreams: builtinUpstreams(t),
+		Storage:   Storage{HighWatermark: 0.95, LowWatermark: 0.85},
+		Admin:     Admin{Listen: "127.0.0.1:5001"},
 	}
 	got := Defaults()
 	if !reflect.DeepEqual(got, want) {
@@ -115,7 +117,9 @@ func TestParse(t *testing.T) {
 			name:  "file sets listen and data, keeps built-in upstreams",
 			setup: setup{file: "listen: 127.0.0.1:6000\ndata: /var/lib/entrepot\n"},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: "127.0.0.1:6000", Data: "/var/lib/entrepot", Default: "docker.io", Prefetch: 4, Upstreams: builtinUpstreams(t)}
+				cfg := Defaults()
+				cfg.Listen, cfg.Data = "127.0.0.1:6000", "/var/lib/entrepot"
+				return cfg
 			},
 		},
 		{
@@ -165,17 +169,21 @@ upstreams:
 				gh.Username, gh.Password = "bob", "gh-s3cret"
 				local := upstream(t, "localhost:5000", "http://localhost:5000/mirror")
 				local.TTL = 10 * time.Minute
-				return &Config{Listen: "[::1]:5001", Data: "/srv/cache", Default: "ghcr.io", Prefetch: 4, Upstreams: []Upstream{hub, gh, local}}
+				cfg := Defaults()
+				cfg.Listen, cfg.Data, cfg.Default, cfg.Upstreams = "[::1]:5001", "/srv/cache", "ghcr.io", []Upstream{hub, gh, local}
+				return cfg
 			},
 		},
 		{
 			name:  "file upstreams replace the built-in ones, first is default",
 			setup: setup{file: "upstreams:\n  - name: my-registry.example.com\n    url: https://my-registry.example.com\n  - name: local\n    url: http://10.0.0.1:5000\n"},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: ":5000", Data: "./data", Default: "my-registry.example.com", Prefetch: 4, Upstreams: []Upstream{
+				cfg := Defaults()
+				cfg.Default, cfg.Upstreams = "my-registry.example.com", []Upstream{
 					upstream(t, "my-registry.example.com", "https://my-registry.example.com"),
 					upstream(t, "local", "http://10.0.0.1:5000"),
-				}}
+				}
+				return cfg
 			},
 		},
 		{
@@ -185,38 +193,48 @@ upstreams:
 				args: []string{"--listen", ":7000", "-data=/from/flag"},
 			},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: ":7000", Data: "/from/flag", Default: "docker.io", Prefetch: 4, Upstreams: builtinUpstreams(t)}
+				cfg := Defaults()
+				cfg.Listen, cfg.Data = ":7000", "/from/flag"
+				return cfg
 			},
 		},
 		{
 			name:  "prefetch off in the file, set by a flag",
 			setup: setup{file: "prefetch: 0\n"},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: ":5000", Data: "./data", Default: "docker.io", Prefetch: 0, Upstreams: builtinUpstreams(t)}
+				cfg := Defaults()
+				cfg.Prefetch = 0
+				return cfg
 			},
 		},
 		{
 			name:  "--prefetch overrides the file",
 			setup: setup{file: "prefetch: 0\n", args: []string{"--prefetch", "8"}},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: ":5000", Data: "./data", Default: "docker.io", Prefetch: 8, Upstreams: builtinUpstreams(t)}
+				cfg := Defaults()
+				cfg.Prefetch = 8
+				return cfg
 			},
 		},
 		{
 			name:  "single-dash flags",
 			setup: setup{args: []string{"-listen", "localhost:8080", "-data", "d"}},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: "localhost:8080", Data: "d", Default: "docker.io", Prefetch: 4, Upstreams: builtinUpstreams(t)}
+				cfg := Defaults()
+				cfg.Listen, cfg.Data = "localhost:8080", "d"
+				return cfg
 			},
 		},
 		{
 			name:  "--upstream replaces the built-in list, first is default",
 			setup: setup{args: []string{"--upstream", "quay.io=https://quay.io", "--upstream=local=http://127.0.0.1:5001/"}},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: ":5000", Data: "./data", Default: "quay.io", Prefetch: 4, Upstreams: []Upstream{
+				cfg := Defaults()
+				cfg.Default, cfg.Upstreams = "quay.io", []Upstream{
 					upstream(t, "quay.io", "https://quay.io"),
 					upstream(t, "local", "http://127.0.0.1:5001"),
-				}}
+				}
+				return cfg
 			},
 		},
 		{
@@ -226,7 +244,9 @@ upstreams:
 				args: []string{"-upstream", "ghcr.io=https://ghcr.io"},
 			},
 			want: func(t *testing.T) *Config {
-				return &Config{Listen: ":5000", Data: "./data", Default: "ghcr.io", Prefetch: 4, Upstreams: []Upstream{upstream(t, "ghcr.io", "https://ghcr.io")}}
+				cfg := Defaults()
+				cfg.Default, cfg.Upstreams = "ghcr.io", []Upstream{upstream(t, "ghcr.io", "https://ghcr.io")}
+				return cfg
 			},
 		},
 		{
@@ -239,7 +259,9 @@ upstreams:
 				hub := upstream(t, "docker.io", "https://registry-1.docker.io")
 				hub.Username, hub.Password = "alice", "pass word"
 				hub.IdleTimeout = 5 * time.Minute
-				return &Config{Listen: ":5000", Data: "./data", Default: "docker.io", Prefetch: 4, Upstreams: []Upstream{hub}}
+				cfg := Defaults()
+				cfg.Upstreams = []Upstream{hub}
+				return cfg
 			},
 		},
 	}
