@@ -13,6 +13,9 @@ fuzz:
 	go test -run=^$$ -fuzz=FuzzReference -fuzztime=60s ./internal/oci/
 	go test -run=^$$ -fuzz=FuzzParseRange -fuzztime=60s ./internal/httpx/
 	go test -run=^$$ -fuzz=FuzzParseChallenge -fuzztime=60s ./internal/upstream/
+	go test -run=^$$ -fuzz=FuzzMatchPattern -fuzztime=60s ./internal/oci/
+	go test -run=^$$ -fuzz=FuzzParseImage -fuzztime=60s ./internal/admin/
+	go test -run=^$$ -fuzz=FuzzParseSize -fuzztime=60s ./internal/config/
 
 # The side-by-side benchmark suite (long; see bench/README.md).
 bench:
