@@ -176,7 +176,8 @@ func (c *client) purge(w io.Writer, args []string) error {
 		return err
 	}
 	r := res.Removed
-	fmt.Fprintf(w, "purged %s: %d tags, %d manifests, %d blobs, %s\n", res.Image, r.Tags, r.Manifests, r.Blobs, config.FormatSize(r.Bytes))
+	fmt.Fprintf(w, "purged %s: %s, %s, %s, %s\n", res.Image, plural(r.Tags, "tag"), plural(r.Manifests, "manifest"),
+		plural(r.Blobs, "blob"), config.FormatSize(r.Bytes))
 	return nil
 }
 

@@ -53,11 +53,20 @@ func progressLine(p cache.WarmProgress) string {
 	case p.Error != "":
 		return fmt.Sprintf("✗ %s: %s", p.Image, p.Error)
 	case p.Done:
-		return fmt.Sprintf("✓ %s  %s  %d manifests, %d layers, %s (fetched %s)", p.Image, short(p.Digest.String()),
-			p.Manifests, p.LayersTotal, config.FormatSize(p.BytesTotal), config.FormatSize(p.Fetched))
+		return fmt.Sprintf("✓ %s  %s  %s, %s, %s (fetched %s)", p.Image, short(p.Digest.String()),
+			plural(p.Manifests, "manifest"), plural(p.LayersTotal, "blob"), config.FormatSize(p.BytesTotal), config.FormatSize(p.Fetched))
+	case p.LayersTotal == 0:
+		return fmt.Sprintf("… %s  %s", p.Image, plural(p.Manifests, "manifest"))
 	}
-	return fmt.Sprintf("… %s  %d manifests, layers %d/%d, %s/%s", p.Image, p.Manifests, p.Layers, p.LayersTotal,
+	return fmt.Sprintf("… %s  %s, blobs %d/%d, %s/%s", p.Image, plural(p.Manifests, "manifest"), p.Layers, p.LayersTotal,
 		config.FormatSize(p.Bytes), config.FormatSize(p.BytesTotal))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func (v *progressView) failed() int {
