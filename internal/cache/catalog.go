@@ -63,14 +63,14 @@ func (c *Cache) readCatalog(ctx context.Context) (*catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	var stale []string // records of manifests whose body is gone
 	err = c.store.Records.Walk(ctx, "manifests", func(key string) error {
 		d, ok := digestOfKey(strings.TrimPrefix(key, "manifests/"))
 		if !ok {
 			return nil
 		}
 		if _, held := cat.blobs[d]; !held {
-			stale = append(stale, key)
+			// The body is gone, or it was committed after the walk of the
+			// blobs and the record before this one: not stored, for now.
 			return nil
 		}
 		var m Manifest
@@ -89,9 +89,6 @@ func (c *Cache) readCatalog(ctx context.Context) (*catalog, error) {
 	})
 	if err != nil {
 		return nil, err
-	}
-	for _, key := range stale {
-		c.store.Records.Delete(ctx, key)
 	}
 	for _, m := range cat.manifests {
 		for _, r := range m.refs {

@@ -32,6 +32,10 @@ type unit struct {
 	tags   []*catTag
 	last   time.Time // the latest pull of the root or of an index's manifests
 	pinned bool
+	// unseen: no pull of the root was known before this sweep (content
+	// stored since the last flush of pull times, or the last restart); it
+	// ages from now, and stays this time.
+	unseen bool
 }
 
 // Removed counts what an eviction or purge took from the store.
@@ -98,14 +102,20 @@ func (c *Cache) units(cat *catalog, now time.Time) []unit {
 		}
 	}
 	var units []unit
+	var fresh []digest.Digest // unseen manifests of indexes
 	for d, m := range cat.manifests {
 		if len(m.tags) == 0 && m.parents > 0 {
 			continue // goes with the index that lists it
 		}
-		u := unit{root: d, tags: m.tags, last: c.lastPulled(d, now)}
+		u := unit{root: d, tags: m.tags}
+		u.last, u.unseen = c.lastPulled(d, now)
 		for _, r := range m.refs {
 			if _, ok := cat.manifests[r]; ok {
-				u.last = latest(u.last, c.lastPulled(r, now))
+				if t, unseen := c.lastPulled(r, now); unseen {
+					fresh = append(fresh, r)
+				} else {
+					u.last = latest(u.last, t)
+				}
 			}
 		}
 		u.pinned = c.pinned(m)
@@ -113,21 +123,31 @@ func (c *Cache) units(cat *catalog, now time.Time) []unit {
 	}
 	for d := range cat.blobs {
 		if _, ok := cat.manifests[d]; !ok && !listed[d] {
-			units = append(units, unit{root: d, last: c.lastPulled(d, now)})
+			u := unit{root: d}
+			u.last, u.unseen = c.lastPulled(d, now)
+			units = append(units, u)
 		}
+	}
+	// What was unseen ages from now.
+	for _, u := range units {
+		if u.unseen {
+			fresh = append(fresh, u.root)
+		}
+	}
+	for _, d := range fresh {
+		c.pulled.seen(d, now)
 	}
 	slices.SortFunc(units, func(a, b unit) int { return a.last.Compare(b.last) })
 	return units
 }
 
 // lastPulled is when d was last served; for content never seen served,
-// now, from which it ages.
-func (c *Cache) lastPulled(d digest.Digest, now time.Time) time.Time {
+// now, and unseen is true.
+func (c *Cache) lastPulled(d digest.Digest, now time.Time) (t time.Time, unseen bool) {
 	if t, ok := c.pulled.last(d); ok {
-		return t
+		return t, false
 	}
-	c.pulled.seen(d, now)
-	return now
+	return now, true
 }
 
 func latest(a, b time.Time) time.Time {
@@ -222,7 +242,7 @@ func (s *sweep) pulledSince(d digest.Digest) bool {
 
 // unit removes u, unless it was pulled since the sweep began.
 func (s *sweep) unit(ctx context.Context, u unit) error {
-	if s.pulledSince(u.root) {
+	if u.unseen || s.pulledSince(u.root) {
 		return nil
 	}
 	m := s.cat.manifests[u.root]

@@ -657,6 +657,12 @@ func TestCrashAtEveryStepOfEviction(t *testing.T) {
 		clk := newClock()
 		clk.advance(365 * 24 * time.Hour)
 		victim := newClockedCache(t, cut, cache.Options{Limits: cache.Limits{MaxSize: 1, High: 0.95, Low: 0.85}}, clk)
+		// The victim knows no pull times: its first eviction only sees
+		// the content, the second removes it.
+		if r, err := victim.Evict(ctx); err != nil || r != (cache.Removed{}) {
+			t.Fatalf("first eviction of content never seen: %+v, %v", r, err)
+		}
+		clk.advance(time.Second)
 		_, err := victim.Evict(ctx)
 		if err != nil && !errors.Is(err, errCrashed) {
 			t.Fatal(err)

@@ -59,7 +59,7 @@ func (c *Cache) List(ctx context.Context, filter string) ([]Repository, error) {
 			held := map[digest.Digest]bool{}
 			cat.closure(d, held)
 			img.MediaType, img.Size, img.Held, img.Pinned = m.mediaType, cat.size(held), true, c.pinned(m)
-			img.LastPulled = c.lastPulled(d, now)
+			img.LastPulled, _ = c.lastPulled(d, now)
 		}
 		return img
 	}
