@@ -121,6 +121,8 @@ type options struct {
 	timeout time.Duration
 	// prefetch is off unless set, so that tests count only what clients ask.
 	prefetch int
+	// limits bound the store; Evict runs only when the test calls it.
+	limits cache.Limits
 	// defaultTimeouts keeps the configuration's default timeouts.
 	defaultTimeouts bool
 	// transport, when set, carries the upstream requests.
@@ -150,7 +152,7 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := nopLog()
-	c := cache.New(ctx, dir.Store(), cache.Options{Prefetch: opt.prefetch}, log)
+	c := cache.New(ctx, dir.Store(), cache.Options{Prefetch: opt.prefetch, Limits: opt.limits}, log)
 	u, _ := url.Parse(opt.url)
 	var ups []*upstream.Client
 	for _, name := range []string{"docker.io", "ghcr.io"} {
