@@ -2,12 +2,16 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/entrepot/entrepot/internal/oci"
+	"github.com/entrepot/entrepot/internal/store"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // Limits are what the store is kept within. The zero value keeps
@@ -76,12 +80,12 @@ func (c *Cache) Evict(ctx context.Context) (Removed, error) {
 	sweep := c.newSweep(cat, start)
 	for _, u := range units {
 		expired := lim.MaxIdle > 0 && start.Sub(u.last) > lim.MaxIdle
-		if u.pinned || !(sweep.removed.Bytes < need || expired) {
-			continue
+		if !u.pinned && (sweep.planned < need || expired) {
+			sweep.unit(u)
 		}
-		if err := sweep.unit(ctx, u); err != nil {
-			return sweep.removed, err
-		}
+	}
+	if err := sweep.commit(ctx); err != nil {
+		return sweep.removed, err
 	}
 	if sweep.removed.Bytes < need {
 		c.notePinned(cat, units, lim, need-sweep.removed.Bytes)
@@ -209,17 +213,27 @@ func (c *Cache) notePinned(cat *catalog, units []unit, lim Limits, short int64) 
 		"short_bytes", short)
 }
 
-// A sweep removes units from the store, top down, so that a crash at any
-// moment leaves only whole images: a tag goes before its manifest, a
-// manifest's records before its body, an index before its manifests, a
-// manifest before its blobs. What a crash leaves behind is unlisted, and
-// the next eviction takes it.
+// A sweep removes units from the store. It plans first, in memory, what
+// goes, then removes it in three phases, each in parallel: the tag
+// records, then the manifests' records, then the blobs (manifest bodies
+// included). So a crash at any moment leaves only whole images: no
+// manifest is listed whose blobs are gone. What a crash leaves behind (a
+// blob whose manifest went) is listed by nothing, and the next eviction
+// takes it.
 type sweep struct {
 	c       *Cache
 	cat     *catalog
 	start   time.Time
 	listers map[digest.Digest]int // the remaining manifests that list each blob
-	removed Removed
+
+	// The plan.
+	tags      []*catTag
+	manifests []*catManifest
+	blobs     []digest.Digest
+	planned   int64 // the bytes of blobs
+
+	removed Removed // what went; updated by the phases' goroutines under mu
+	mu      sync.Mutex
 }
 
 func (c *Cache) newSweep(cat *catalog, start time.Time) *sweep {
@@ -240,98 +254,148 @@ func (s *sweep) pulledSince(d digest.Digest) bool {
 	return ok && t.UnixMilli() > s.start.UnixMilli()
 }
 
-// unit removes u, unless it was pulled since the sweep began.
-func (s *sweep) unit(ctx context.Context, u unit) error {
+// unit plans the removal of u, unless it was pulled since the sweep began.
+func (s *sweep) unit(u unit) {
 	if u.unseen || s.pulledSince(u.root) {
-		return nil
+		return
 	}
 	m := s.cat.manifests[u.root]
 	if m == nil {
-		return s.blob(ctx, u.root)
+		s.blob(u.root)
+		return
 	}
 	for _, r := range m.refs {
 		if s.pulledSince(r) {
-			return nil
+			return
 		}
 	}
 	for _, t := range u.tags {
-		if err := s.tag(ctx, t); err != nil {
-			return err
-		}
+		s.tag(t)
 	}
 	if len(m.tags) == 0 && m.parents == 0 {
-		return s.manifest(ctx, m)
+		s.manifest(m)
 	}
-	return nil
 }
 
-// tag removes a tag record.
-func (s *sweep) tag(ctx context.Context, t *catTag) error {
-	key := tagKey(t.source, t.repo, t.tag)
-	if err := s.c.store.Records.Delete(ctx, key); err != nil {
-		return err
-	}
-	s.c.memo.forget(key)
-	s.removed.Tags++
+// tag plans the removal of a tag record.
+func (s *sweep) tag(t *catTag) {
+	s.tags = append(s.tags, t)
 	if m := s.cat.manifests[t.digest]; m != nil {
 		m.tags = slices.DeleteFunc(m.tags, func(x *catTag) bool { return x == t })
 	}
-	return nil
 }
 
-// manifest removes manifest m, then what only it needed.
-func (s *sweep) manifest(ctx context.Context, m *catManifest) error {
-	for _, r := range m.repos {
-		if err := s.c.store.Records.Delete(ctx, linkKey(r.source, r.repo, m.digest)); err != nil {
-			return err
-		}
-	}
-	if err := s.c.store.Records.Delete(ctx, manifestKey(m.digest)); err != nil {
-		return err
-	}
-	s.c.memo.forget(manifestKey(m.digest))
+// manifest plans the removal of manifest m, and of what only it needed.
+func (s *sweep) manifest(m *catManifest) {
+	s.manifests = append(s.manifests, m)
 	delete(s.cat.manifests, m.digest)
-	s.removed.Manifests++
-	if err := s.deleteBlob(ctx, m.digest); err != nil {
-		return err
-	}
+	s.plan(m.digest)
 	for _, r := range m.refs {
 		s.listers[r]--
 		if child := s.cat.manifests[r]; child != nil {
 			if child.parents--; child.parents == 0 && len(child.tags) == 0 && !s.pulledSince(r) {
-				if err := s.manifest(ctx, child); err != nil {
-					return err
-				}
+				s.manifest(child)
 			}
 			continue
 		}
-		if err := s.blob(ctx, r); err != nil {
-			return err
-		}
+		s.blob(r)
 	}
-	return nil
 }
 
-// blob removes a blob no remaining manifest lists, unless a client reads
-// it or pulled it since the sweep began.
-func (s *sweep) blob(ctx context.Context, d digest.Digest) error {
+// blob plans the removal of a blob no remaining manifest lists, unless a
+// client reads it or pulled it since the sweep began.
+func (s *sweep) blob(d digest.Digest) {
 	if s.listers[d] > 0 || s.c.pulled.inUse(d) || s.pulledSince(d) {
-		return nil
+		return
 	}
-	return s.deleteBlob(ctx, d)
+	s.plan(d)
 }
 
-func (s *sweep) deleteBlob(ctx context.Context, d digest.Digest) error {
+func (s *sweep) plan(d digest.Digest) {
 	size, held := s.cat.blobs[d]
 	if !held {
-		return nil
-	}
-	if err := s.c.store.Content.Delete(ctx, d); err != nil {
-		return fmt.Errorf("evict %s: %w", d, err)
+		return
 	}
 	delete(s.cat.blobs, d)
-	s.c.pulled.forget(d)
-	s.removed.Blobs++
-	s.removed.Bytes += size
-	return nil
+	s.blobs = append(s.blobs, d)
+	s.planned += size
+}
+
+// removeParallel is how many removals of a phase run at once: the
+// filesystem unlinks about twice as fast with several under way.
+const removeParallel = 8
+
+// commit carries out the plan, phase after phase; a phase that fails
+// stops the sweep before the next.
+func (s *sweep) commit(ctx context.Context) error {
+	err := s.phase(ctx, len(s.tags), func(ctx context.Context, i int) error {
+		t := s.tags[i]
+		key := tagKey(t.source, t.repo, t.tag)
+		if err := s.c.store.Records.Delete(ctx, key); err != nil {
+			return err
+		}
+		s.c.memo.forget(key)
+		s.count(func(r *Removed) { r.Tags++ })
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.phase(ctx, len(s.manifests), func(ctx context.Context, i int) error {
+		m := s.manifests[i]
+		for _, r := range m.repos {
+			if err := s.c.store.Records.Delete(ctx, linkKey(r.source, r.repo, m.digest)); err != nil {
+				return err
+			}
+		}
+		if err := s.c.store.Records.Delete(ctx, manifestKey(m.digest)); err != nil {
+			return err
+		}
+		s.c.memo.forget(manifestKey(m.digest))
+		s.count(func(r *Removed) { r.Manifests++ })
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.phase(ctx, len(s.blobs), func(ctx context.Context, i int) error {
+		d := s.blobs[i]
+		// A client may have begun to read it since the plan: it stays,
+		// listed by nothing, for the next eviction.
+		if s.c.pulled.inUse(d) || s.pulledSince(d) {
+			return nil
+		}
+		size, err := s.c.store.Content.Stat(ctx, d)
+		if err == nil {
+			err = s.c.store.Content.Delete(ctx, d)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("evict %s: %w", d, err)
+		}
+		s.c.pulled.forget(d)
+		s.count(func(r *Removed) { r.Blobs++; r.Bytes += size })
+		return nil
+	})
+}
+
+// phase runs fn for 0..n-1, removeParallel at a time, until one fails.
+func (s *sweep) phase(ctx context.Context, n int, fn func(context.Context, int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(removeParallel)
+	for i := range n {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return fn(gctx, i) })
+	}
+	return g.Wait()
+}
+
+func (s *sweep) count(change func(*Removed)) {
+	s.mu.Lock()
+	change(&s.removed)
+	s.mu.Unlock()
 }

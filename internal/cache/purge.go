@@ -25,13 +25,23 @@ func (c *Cache) Purge(ctx context.Context, source, repo, tag string, d digest.Di
 	s := c.newSweep(cat, c.now())
 	s.start = s.start.AddDate(100, 0, 0) // a purge removes what was just pulled too
 	name := repoName{source, repo}
+	var others []string // a repository's other records
 	switch {
 	case d != "":
-		err = s.purgeDigest(ctx, d)
+		s.purgeDigest(d)
 	case tag != "":
-		err = s.purgeTags(ctx, func(t *catTag) bool { return t.repoName == name && t.tag == tag })
+		s.purgeTags(func(t *catTag) bool { return t.repoName == name && t.tag == tag })
 	default:
-		err = s.purgeRepo(ctx, name)
+		others, err = s.purgeRepo(ctx, name)
+	}
+	if err == nil {
+		err = s.commit(ctx)
+	}
+	for _, key := range others {
+		if err != nil {
+			break
+		}
+		err = c.store.Records.Delete(ctx, key)
 	}
 	if err == nil && s.removed == (Removed{}) {
 		err = fmt.Errorf("%w: the cache holds nothing of %s", oci.ErrNotFound, describe(name, tag, d))
@@ -53,63 +63,47 @@ func describe(name repoName, tag string, d digest.Digest) string {
 	return name.String()
 }
 
-// purgeTags removes the tags that match, then the manifests they pointed
-// to that nothing else needs.
-func (s *sweep) purgeTags(ctx context.Context, match func(*catTag) bool) error {
+// purgeTags plans the removal of the tags that match, and of the
+// manifests they pointed to that nothing else needs.
+func (s *sweep) purgeTags(match func(*catTag) bool) {
 	var targets []digest.Digest
 	for _, t := range s.cat.tags {
-		if !match(t) {
-			continue
+		if match(t) {
+			s.tag(t)
+			targets = append(targets, t.digest)
 		}
-		if err := s.tag(ctx, t); err != nil {
-			return err
-		}
-		targets = append(targets, t.digest)
 	}
 	for _, d := range targets {
 		if m := s.cat.manifests[d]; m != nil && len(m.tags) == 0 && m.parents == 0 {
-			if err := s.manifest(ctx, m); err != nil {
-				return err
-			}
+			s.manifest(m)
 		}
 	}
-	return nil
 }
 
-// purgeDigest removes manifest d with every tag that points to it, or blob
-// d.
-func (s *sweep) purgeDigest(ctx context.Context, d digest.Digest) error {
+// purgeDigest plans the removal of manifest d with every tag that points
+// to it, or of blob d.
+func (s *sweep) purgeDigest(d digest.Digest) {
 	m := s.cat.manifests[d]
 	if m == nil {
 		s.listers[d] = 0
-		return s.blob(ctx, d)
+		s.blob(d)
+		return
 	}
 	for _, t := range append([]*catTag(nil), m.tags...) {
-		if err := s.tag(ctx, t); err != nil {
-			return err
-		}
+		s.tag(t)
 	}
-	return s.manifest(ctx, m)
+	s.manifest(m)
 }
 
-// purgeRepo removes a repository's tags, the manifests fetched for it that
-// nothing else needs, and its other records (tag lists, referrers).
-func (s *sweep) purgeRepo(ctx context.Context, name repoName) error {
-	if err := s.purgeTags(ctx, func(t *catTag) bool { return t.repoName == name }); err != nil {
-		return err
-	}
+// purgeRepo plans the removal of a repository's tags and of the manifests
+// fetched for it that nothing else needs; it returns the repository's
+// other records (tag lists, referrers, links of manifests that stay), to
+// be removed after.
+func (s *sweep) purgeRepo(ctx context.Context, name repoName) ([]string, error) {
+	s.purgeTags(func(t *catTag) bool { return t.repoName == name })
 	for _, m := range s.cat.manifests {
-		if !containsRepo(m.repos, name) || len(m.tags) > 0 || m.parents > 0 {
-			continue
-		}
-		if len(m.repos) > 1 { // fetched for other repositories too: only the link goes
-			if err := s.c.store.Records.Delete(ctx, linkKey(name.source, name.repo, m.digest)); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := s.manifest(ctx, m); err != nil {
-			return err
+		if containsRepo(m.repos, name) && len(m.tags) == 0 && m.parents == 0 && len(m.repos) == 1 {
+			s.manifest(m)
 		}
 	}
 	prefix := repoKey(name.source, name.repo)
@@ -122,12 +116,7 @@ func (s *sweep) purgeRepo(ctx context.Context, name repoName) error {
 		}
 		return nil
 	})
-	for _, key := range keys {
-		if err := s.c.store.Records.Delete(ctx, key); err != nil {
-			return err
-		}
-	}
-	return err
+	return keys, err
 }
 
 func containsRepo(repos []repoName, name repoName) bool {
