@@ -53,6 +53,12 @@ type refsCache struct {
 	m  map[digest.Digest][]digest.Digest
 }
 
+func (r *refsCache) forget(d digest.Digest) {
+	r.mu.Lock()
+	delete(r.m, d)
+	r.mu.Unlock()
+}
+
 // readCatalog reads the store into a catalog.
 func (c *Cache) readCatalog(ctx context.Context) (*catalog, error) {
 	cat := &catalog{blobs: map[digest.Digest]int64{}, manifests: map[digest.Digest]*catManifest{}}

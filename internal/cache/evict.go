@@ -352,6 +352,7 @@ func (s *sweep) commit(ctx context.Context) error {
 			return err
 		}
 		s.c.memo.forget(manifestKey(m.digest))
+		s.c.refs.forget(m.digest)
 		s.count(func(r *Removed) { r.Manifests++ })
 		return nil
 	})

@@ -544,6 +544,10 @@ func TestWarmPlatforms(t *testing.T) {
 	if !held(t, st, arm) || held(t, st, amd) {
 		t.Fatalf("arm64 held %v, amd64 held %v; want only arm64", held(t, st, arm), held(t, st, amd))
 	}
+	err = c.Warm(context.Background(), cache.WarmRequest{Source: src, Repo: "library/x", Tag: "multi", Platforms: []string{"windows/amd64"}}, func(cache.WarmProgress) {})
+	if !errors.Is(err, oci.ErrNotFound) {
+		t.Fatalf("warm-up for a platform the index lacks: %v", err)
+	}
 }
 
 // Eviction runs while 20 clients pull: every pull succeeds with the right

@@ -132,7 +132,11 @@ func (c *Cache) warmManifests(ctx context.Context, q WarmRequest, ref string, w 
 	w.update(func(p *WarmProgress) { p.Digest, p.Manifests = top.Digest, 1 })
 	if oci.IsIndex(top.MediaType) {
 		images = nil
-		for _, d := range platformManifests(top.Body, q.Platforms) {
+		children := platformManifests(top.Body, q.Platforms)
+		if len(children) == 0 {
+			return fmt.Errorf("%w: no manifest of the index is for %s", oci.ErrNotFound, strings.Join(q.Platforms, ", "))
+		}
+		for _, d := range children {
 			m, err := c.manifestByDigest(ctx, q.Source, q.Repo, &Manifest{Digest: d}, false)
 			if err != nil {
 				return err
