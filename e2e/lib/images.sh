@@ -6,15 +6,21 @@
 # and tag at the upstream, and the Entrepot upstream name the clients use.
 # IMAGES are pulled by every client. The others are each pulled by one check
 # only, so that it finds them cold: burst by the fill-once check, cold-docker
-# by dockerd, cold-ctr by containerd, partial's layers by the cold-blob checks.
+# by dockerd, cold-ctr by containerd, partial's layers by the cold-blob checks,
+# the lifecycle images (lc10, lc11, lc20: library/lifecycle, and fill1…fill5)
+# by the lifecycle check.
 IMAGES=(alpine multi big app)
-ONE_CHECK_IMAGES=(burst cold-docker cold-ctr partial)
+ONE_CHECK_IMAGES=(burst cold-docker cold-ctr partial lc10 lc11 lc20 fill1 fill2 fill3 fill4 fill5)
 declare -A REPO=([alpine]=library/alpine [multi]=library/multi [big]=library/big [app]=team/app
 	[burst]=library/burst [cold-docker]=library/cold-docker [cold-ctr]=library/cold-ctr
-	[partial]=library/partial)
-declare -A TAG=([alpine]=3.20 [multi]=1 [big]=1 [app]=1.2 [burst]=1 [cold-docker]=1 [cold-ctr]=1 [partial]=1)
+	[partial]=library/partial [lc10]=library/lifecycle [lc11]=library/lifecycle [lc20]=library/lifecycle
+	[fill1]=library/fill [fill2]=library/fill [fill3]=library/fill [fill4]=library/fill [fill5]=library/fill)
+declare -A TAG=([alpine]=3.20 [multi]=1 [big]=1 [app]=1.2 [burst]=1 [cold-docker]=1 [cold-ctr]=1 [partial]=1
+	[lc10]=1.0 [lc11]=1.1 [lc20]=2.0 [fill1]=1 [fill2]=2 [fill3]=3 [fill4]=4 [fill5]=5)
 declare -A VIA=([alpine]=docker.io [multi]=docker.io [big]=docker.io [app]=local
-	[burst]=docker.io [cold-docker]=docker.io [cold-ctr]=docker.io [partial]=docker.io)
+	[burst]=docker.io [cold-docker]=docker.io [cold-ctr]=docker.io [partial]=docker.io
+	[lc10]=docker.io [lc11]=docker.io [lc20]=docker.io
+	[fill1]=docker.io [fill2]=docker.io [fill3]=docker.io [fill4]=docker.io [fill5]=docker.io)
 
 # Filled by read_upstream: digest by tag, and (multi) each platform's child.
 declare -A UP_DIGEST=()

@@ -20,6 +20,11 @@
 //   - library/partial:1: three layers of 16 MiB, each read first by one of the
 //     suite's cold-blob checks (a client that leaves mid-body, a Range
 //     request, a HEAD).
+//   - library/lifecycle:1.0 (Docker types), :1.1 (an OCI index, linux/amd64 +
+//     linux/arm64) and :2.0 (OCI): small images that only the lifecycle check
+//     pulls, first by warming docker.io/library/lifecycle:1.* (2.0 must stay out).
+//   - library/fill:1 to :5: one layer of 1 MiB each, pulled by the lifecycle
+//     check through an Entrepot bounded to a few of them, so that it evicts.
 package main
 
 import (
@@ -63,20 +68,31 @@ func main() {
 	}
 }
 
+// seedImage is one reference to push and how to build its image.
+type seedImage struct {
+	ref   string
+	build func() (pushable, error)
+}
+
 // seed builds and pushes every image, in the order of the package comment.
 func seed(ctx context.Context, registry string, bigMiB, burstMiB int) error {
-	images := []struct {
-		ref   string
-		build func() (pushable, error)
-	}{
+	images := []seedImage{
 		{"library/alpine:3.20", func() (pushable, error) { return smallImage("alpine", dockerTypes, amd64, 3) }},
-		{"library/multi:1", multiArch},
+		{"library/multi:1", func() (pushable, error) { return multiArch("multi") }},
 		{"library/big:1", func() (pushable, error) { return randomImage("big", dockerTypes, 1, bigMiB) }},
 		{"team/app:1.2", func() (pushable, error) { return smallImage("team-app", ociTypes, amd64, 2) }},
 		{"library/burst:1", func() (pushable, error) { return randomImage("burst", dockerTypes, 1, burstMiB) }},
 		{"library/cold-docker:1", func() (pushable, error) { return randomImage("cold-docker", dockerTypes, 3, 2) }},
 		{"library/cold-ctr:1", func() (pushable, error) { return randomImage("cold-ctr", ociTypes, 3, 2) }},
 		{"library/partial:1", func() (pushable, error) { return randomImage("partial", dockerTypes, 3, 16) }},
+		{"library/lifecycle:1.0", func() (pushable, error) { return smallImage("lifecycle-1.0", dockerTypes, amd64, 2) }},
+		{"library/lifecycle:1.1", func() (pushable, error) { return multiArch("lifecycle-1.1") }},
+		{"library/lifecycle:2.0", func() (pushable, error) { return smallImage("lifecycle-2.0", ociTypes, amd64, 2) }},
+	}
+	for i := 1; i <= 5; i++ {
+		seed := fmt.Sprintf("fill-%d", i)
+		images = append(images, seedImage{fmt.Sprintf("library/fill:%d", i),
+			func() (pushable, error) { return randomImage(seed, ociTypes, 1, 1) }})
 	}
 	for _, im := range images {
 		p, err := im.build()
@@ -100,12 +116,12 @@ func smallImage(seed string, mt mediaTypes, platform v1.Platform, n int) (v1.Ima
 }
 
 // multiArch is an OCI index of two images whose layers differ, so each child
-// manifest, config and layer has a digest of its own.
-func multiArch() (pushable, error) {
+// manifest, config and layer has a digest of its own; seed names the content.
+func multiArch(seed string) (pushable, error) {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	var adds []mutate.IndexAddendum
 	for _, p := range []v1.Platform{amd64, arm64} {
-		img, err := smallImage("multi-"+p.Architecture, ociTypes, p, 2)
+		img, err := smallImage(seed+"-"+p.Architecture, ociTypes, p, 2)
 		if err != nil {
 			return nil, err
 		}

@@ -44,10 +44,12 @@ type unit struct {
 
 // Removed counts what an eviction or purge took from the store.
 type Removed struct {
-	Tags      int   `json:"tags"`
-	Manifests int   `json:"manifests"`
-	Blobs     int   `json:"blobs"`
-	Bytes     int64 `json:"bytes"`
+	Tags      int `json:"tags"`
+	Manifests int `json:"manifests"`
+	// Blobs counts the configs and layers (and blobs no manifest
+	// listed); Bytes is everything removed, manifests included.
+	Blobs int   `json:"blobs"`
+	Bytes int64 `json:"bytes"`
 }
 
 // Evict brings the store within its limits: down to the low watermark when
@@ -90,7 +92,7 @@ func (c *Cache) Evict(ctx context.Context) (Removed, error) {
 	if sweep.removed.Bytes < need {
 		c.notePinned(cat, units, lim, need-sweep.removed.Bytes)
 	}
-	if r := sweep.removed; r.Blobs > 0 || r.Tags > 0 {
+	if r := sweep.removed; r != (Removed{}) {
 		c.log.Info("evicted", "tags", r.Tags, "manifests", r.Manifests, "blobs", r.Blobs, "bytes", r.Bytes,
 			"took", c.now().Sub(start).Round(time.Millisecond))
 	}
@@ -225,19 +227,20 @@ type sweep struct {
 	cat     *catalog
 	start   time.Time
 	listers map[digest.Digest]int // the remaining manifests that list each blob
+	bodies  map[digest.Digest]bool // the blobs that are manifests the plan removes
 
 	// The plan.
 	tags      []*catTag
 	manifests []*catManifest
-	blobs     []digest.Digest
-	planned   int64 // the bytes of blobs
+	blobs     []digest.Digest // manifest bodies included
+	planned   int64           // the bytes of blobs
 
 	removed Removed // what went; updated by the phases' goroutines under mu
 	mu      sync.Mutex
 }
 
 func (c *Cache) newSweep(cat *catalog, start time.Time) *sweep {
-	s := &sweep{c: c, cat: cat, start: start, listers: map[digest.Digest]int{}}
+	s := &sweep{c: c, cat: cat, start: start, listers: map[digest.Digest]int{}, bodies: map[digest.Digest]bool{}}
 	for _, m := range cat.manifests {
 		for _, r := range m.refs {
 			s.listers[r]++
@@ -289,6 +292,7 @@ func (s *sweep) tag(t *catTag) {
 func (s *sweep) manifest(m *catManifest) {
 	s.manifests = append(s.manifests, m)
 	delete(s.cat.manifests, m.digest)
+	s.bodies[m.digest] = true
 	s.plan(m.digest)
 	for _, r := range m.refs {
 		s.listers[r]--
@@ -377,7 +381,12 @@ func (s *sweep) commit(ctx context.Context) error {
 			return fmt.Errorf("evict %s: %w", d, err)
 		}
 		s.c.pulled.forget(d)
-		s.count(func(r *Removed) { r.Blobs++; r.Bytes += size })
+		s.count(func(r *Removed) {
+			if !s.bodies[d] {
+				r.Blobs++
+			}
+			r.Bytes += size
+		})
 		return nil
 	})
 }

@@ -46,6 +46,8 @@ type ManifestRequest struct {
 	// is an index and the client does not accept it, it gets the
 	// linux/amd64 manifest instead, as Distribution does.
 	Accepts func(mediaType string) bool
+	// NoPrefetch: the caller fetches the blobs itself (a warm-up).
+	NoPrefetch bool
 }
 
 // Manifest returns the manifest a request names. A digest is immutable:
@@ -89,7 +91,7 @@ func (c *Cache) negotiate(ctx context.Context, q ManifestRequest, want *Manifest
 		want = &Manifest{Digest: child}
 	}
 	m, err := c.manifestByDigest(ctx, q.Source, q.Repo, want, q.Head)
-	if err == nil && m.fetched && !q.Head && !oci.IsIndex(m.MediaType) {
+	if err == nil && m.fetched && !q.Head && !q.NoPrefetch && !oci.IsIndex(m.MediaType) {
 		c.prefetchBlobs(q.Source, q.Repo, m.Body)
 	}
 	return m, err

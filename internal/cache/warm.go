@@ -118,7 +118,7 @@ func (c *Cache) warmManifests(ctx context.Context, q WarmRequest, ref string, w 
 	if q.Source.Failing() {
 		return fmt.Errorf("%w: %s", ErrSourceFailing, q.Source.Name())
 	}
-	mq := ManifestRequest{Source: q.Source, Repo: q.Repo}
+	mq := ManifestRequest{Source: q.Source, Repo: q.Repo, NoPrefetch: true}
 	if d, err := digest.Parse(ref); err == nil {
 		mq.Digest = d
 	} else {
@@ -178,8 +178,8 @@ func (c *Cache) warmManifests(ctx context.Context, q WarmRequest, ref string, w 
 	return g.Wait()
 }
 
-// warmBlob makes sure blob d is stored, and tells whether it had to be
-// fetched.
+// warmBlob makes sure blob d is stored, and tells whether it was not
+// (then it was fetched, by this fill or by one it joined).
 func (c *Cache) warmBlob(ctx context.Context, src Source, repo string, d digest.Digest) (bool, error) {
 	if _, err := c.store.Content.Stat(ctx, d); err == nil {
 		c.pulled.touch(d, c.now())
@@ -194,7 +194,7 @@ func (c *Cache) warmBlob(ctx context.Context, src Source, repo string, d digest.
 	}
 	defer b.Close()
 	if b.fill == nil {
-		return false, nil // stored meanwhile
+		return true, nil // fetched by another fill meanwhile
 	}
 	return true, b.fill.wait(ctx)
 }
