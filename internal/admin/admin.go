@@ -120,7 +120,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) freeze(w http.ResponseWriter, r *http.Request) {
-	s.tagOp(w, r, s.cache.Freeze)
+	s.tagOp(w, r, func(ctx context.Context, src cache.Source, repo, tag string) (digest.Digest, error) {
+		return s.cache.Freeze(ctx, src, repo, tag, nil)
+	})
 }
 
 func (s *Server) unfreeze(w http.ResponseWriter, r *http.Request) {

@@ -101,9 +101,9 @@ type Cache struct {
 	// sweepMu runs one eviction or purge at a time.
 	sweepMu sync.Mutex
 	// evictMu protects lastShort, when eviction last logged falling
-	// short of its target.
+	// short of its target, for each of the two reasons.
 	evictMu   sync.Mutex
-	lastShort time.Time
+	lastShort [2]time.Time
 	// tagMu orders the writes of a tag record that read it first: a
 	// revalidation against a freeze or an unfreeze.
 	tagMu sync.Mutex

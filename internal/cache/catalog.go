@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/store"
@@ -36,9 +37,10 @@ type catManifest struct {
 // catTag is a tag record.
 type catTag struct {
 	repoName
-	tag    string
-	digest digest.Digest
-	frozen bool
+	tag     string
+	digest  digest.Digest
+	frozen  bool
+	checked time.Time // a record that no longer says this has changed since
 }
 
 // repoName is a repository of a source.
@@ -121,7 +123,7 @@ func (cat *catalog) addRepoRecord(ctx context.Context, c *Cache, key string) err
 			}
 			return err
 		}
-		t := &catTag{repoName: repoName{source, repo}, tag: tag, digest: rec.Digest, frozen: rec.Frozen}
+		t := &catTag{repoName: repoName{source, repo}, tag: tag, digest: rec.Digest, frozen: rec.Frozen, checked: rec.Checked}
 		cat.tags = append(cat.tags, t)
 		if m := cat.manifests[rec.Digest]; m != nil {
 			m.tags = append(m.tags, t)
@@ -216,6 +218,25 @@ func parseRefs(body []byte) []digest.Digest {
 		add(l.BlobSum)
 	}
 	return refs
+}
+
+// walkManifests calls fn for m and every manifest it lists, each once.
+func (cat *catalog) walkManifests(m *catManifest, fn func(*catManifest)) {
+	seen := map[digest.Digest]bool{}
+	var walk func(*catManifest)
+	walk = func(m *catManifest) {
+		if seen[m.digest] {
+			return
+		}
+		seen[m.digest] = true
+		fn(m)
+		for _, r := range m.refs {
+			if child := cat.manifests[r]; child != nil {
+				walk(child)
+			}
+		}
+	}
+	walk(m)
 }
 
 // closure returns the blobs manifest d holds, itself included, with the

@@ -2,16 +2,11 @@ package cache
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/entrepot/entrepot/internal/oci"
-	"github.com/entrepot/entrepot/internal/store"
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 )
 
 // Limits are what the store is kept within. The zero value keeps
@@ -78,6 +73,7 @@ func (c *Cache) Evict(ctx context.Context) (Removed, error) {
 	if err != nil {
 		return Removed{}, err
 	}
+	c.pulled.retain(func(d digest.Digest) bool { _, ok := cat.blobs[d]; return ok })
 	units := c.units(cat, start)
 	sweep := c.newSweep(cat, start)
 	for _, u := range units {
@@ -90,7 +86,7 @@ func (c *Cache) Evict(ctx context.Context) (Removed, error) {
 		return sweep.removed, err
 	}
 	if sweep.removed.Bytes < need {
-		c.notePinned(cat, units, lim, need-sweep.removed.Bytes)
+		c.noteShort(cat, units, lim, need-sweep.removed.Bytes)
 	}
 	if r := sweep.removed; r != (Removed{}) {
 		c.log.Info("evicted", "tags", r.Tags, "manifests", r.Manifests, "blobs", r.Blobs, "bytes", r.Bytes,
@@ -99,12 +95,15 @@ func (c *Cache) Evict(ctx context.Context) (Removed, error) {
 	return sweep.removed, nil
 }
 
-// units lists cat's units, least recently pulled first.
+// units lists cat's units, least recently pulled first. A unit is as
+// recent as the latest pull of its manifests and of the blobs only it
+// lists (a lazy puller reads layers long after their manifest); it is
+// pinned when any of its manifests is.
 func (c *Cache) units(cat *catalog, now time.Time) []unit {
-	listed := map[digest.Digest]bool{}
+	listers := map[digest.Digest]int{}
 	for _, m := range cat.manifests {
 		for _, r := range m.refs {
-			listed[r] = true
+			listers[r]++
 		}
 	}
 	var units []unit
@@ -115,20 +114,27 @@ func (c *Cache) units(cat *catalog, now time.Time) []unit {
 		}
 		u := unit{root: d, tags: m.tags}
 		u.last, u.unseen = c.lastPulled(d, now)
-		for _, r := range m.refs {
-			if _, ok := cat.manifests[r]; ok {
-				if t, unseen := c.lastPulled(r, now); unseen {
-					fresh = append(fresh, r)
+		cat.walkManifests(m, func(x *catManifest) {
+			if x != m {
+				if t, unseen := c.lastPulled(x.digest, now); unseen {
+					fresh = append(fresh, x.digest)
 				} else {
 					u.last = latest(u.last, t)
 				}
 			}
-		}
-		u.pinned = c.pinned(m)
+			u.pinned = u.pinned || c.pinned(x)
+			for _, r := range x.refs {
+				if _, isManifest := cat.manifests[r]; !isManifest && listers[r] == 1 {
+					if t, ok := c.pulled.last(r); ok {
+						u.last = latest(u.last, t)
+					}
+				}
+			}
+		})
 		units = append(units, u)
 	}
 	for d := range cat.blobs {
-		if _, ok := cat.manifests[d]; !ok && !listed[d] {
+		if _, ok := cat.manifests[d]; !ok && listers[d] == 0 {
 			u := unit{root: d}
 			u.last, u.unseen = c.lastPulled(d, now)
 			units = append(units, u)
@@ -187,18 +193,10 @@ func (c *Cache) matchesPin(image string) bool {
 	return false
 }
 
-// notePinned logs, at most once an hour, that eviction could not reach the
-// low watermark, and why: pinned content alone is past it, or clients hold
-// what would go.
-func (c *Cache) notePinned(cat *catalog, units []unit, lim Limits, short int64) {
-	now := c.now()
-	c.evictMu.Lock()
-	if now.Sub(c.lastShort) < time.Hour {
-		c.evictMu.Unlock()
-		return
-	}
-	c.lastShort = now
-	c.evictMu.Unlock()
+// noteShort logs, at most once an hour for each reason, that eviction
+// could not reach the low watermark, and why: pinned content alone is past
+// it, or what is left was just pulled, first seen, or is being read.
+func (c *Cache) noteShort(cat *catalog, units []unit, lim Limits, short int64) {
 	held := map[digest.Digest]bool{}
 	for _, u := range units {
 		if u.pinned {
@@ -206,206 +204,24 @@ func (c *Cache) notePinned(cat *catalog, units []unit, lim Limits, short int64) 
 		}
 	}
 	pinned := cat.size(held)
-	if pinned > int64(lim.Low*float64(lim.MaxSize)) {
+	overPinned := pinned > int64(lim.Low*float64(lim.MaxSize))
+	now := c.now()
+	c.evictMu.Lock()
+	last := &c.lastShort[0]
+	if overPinned {
+		last = &c.lastShort[1]
+	}
+	if now.Sub(*last) < time.Hour {
+		c.evictMu.Unlock()
+		return
+	}
+	*last = now
+	c.evictMu.Unlock()
+	if overPinned {
 		c.log.Warn("pinned and frozen content alone exceeds the storage bound; keeping it and serving",
 			"pinned_bytes", pinned, "max_size", lim.MaxSize)
 		return
 	}
-	c.log.Warn("eviction fell short of the low watermark: what is left is being read or was just pulled",
+	c.log.Warn("eviction fell short of the low watermark: what is left was just pulled, is new since the last start, or is being read; the next eviction takes more",
 		"short_bytes", short)
-}
-
-// A sweep removes units from the store. It plans first, in memory, what
-// goes, then removes it in three phases, each in parallel: the tag
-// records, then the manifests' records, then the blobs (manifest bodies
-// included). So a crash at any moment leaves only whole images: no
-// manifest is listed whose blobs are gone. What a crash leaves behind (a
-// blob whose manifest went) is listed by nothing, and the next eviction
-// takes it.
-type sweep struct {
-	c       *Cache
-	cat     *catalog
-	start   time.Time
-	listers map[digest.Digest]int // the remaining manifests that list each blob
-	bodies  map[digest.Digest]bool // the blobs that are manifests the plan removes
-
-	// The plan.
-	tags      []*catTag
-	manifests []*catManifest
-	blobs     []digest.Digest // manifest bodies included
-	planned   int64           // the bytes of blobs
-
-	removed Removed // what went; updated by the phases' goroutines under mu
-	mu      sync.Mutex
-}
-
-func (c *Cache) newSweep(cat *catalog, start time.Time) *sweep {
-	s := &sweep{c: c, cat: cat, start: start, listers: map[digest.Digest]int{}, bodies: map[digest.Digest]bool{}}
-	for _, m := range cat.manifests {
-		for _, r := range m.refs {
-			s.listers[r]++
-		}
-	}
-	return s
-}
-
-// pulledSince tells whether d was served since the sweep began: then its
-// unit stays, as the catalog may no longer tell what needs it. (Content
-// first seen by this sweep is dated at its start, not after.)
-func (s *sweep) pulledSince(d digest.Digest) bool {
-	t, ok := s.c.pulled.last(d)
-	return ok && t.UnixMilli() > s.start.UnixMilli()
-}
-
-// unit plans the removal of u, unless it was pulled since the sweep began.
-func (s *sweep) unit(u unit) {
-	if u.unseen || s.pulledSince(u.root) {
-		return
-	}
-	m := s.cat.manifests[u.root]
-	if m == nil {
-		s.blob(u.root)
-		return
-	}
-	for _, r := range m.refs {
-		if s.pulledSince(r) {
-			return
-		}
-	}
-	for _, t := range u.tags {
-		s.tag(t)
-	}
-	if len(m.tags) == 0 && m.parents == 0 {
-		s.manifest(m)
-	}
-}
-
-// tag plans the removal of a tag record.
-func (s *sweep) tag(t *catTag) {
-	s.tags = append(s.tags, t)
-	if m := s.cat.manifests[t.digest]; m != nil {
-		m.tags = slices.DeleteFunc(m.tags, func(x *catTag) bool { return x == t })
-	}
-}
-
-// manifest plans the removal of manifest m, and of what only it needed.
-func (s *sweep) manifest(m *catManifest) {
-	s.manifests = append(s.manifests, m)
-	delete(s.cat.manifests, m.digest)
-	s.bodies[m.digest] = true
-	s.plan(m.digest)
-	for _, r := range m.refs {
-		s.listers[r]--
-		if child := s.cat.manifests[r]; child != nil {
-			if child.parents--; child.parents == 0 && len(child.tags) == 0 && !s.pulledSince(r) {
-				s.manifest(child)
-			}
-			continue
-		}
-		s.blob(r)
-	}
-}
-
-// blob plans the removal of a blob no remaining manifest lists, unless a
-// client reads it or pulled it since the sweep began.
-func (s *sweep) blob(d digest.Digest) {
-	if s.listers[d] > 0 || s.c.pulled.inUse(d) || s.pulledSince(d) {
-		return
-	}
-	s.plan(d)
-}
-
-func (s *sweep) plan(d digest.Digest) {
-	size, held := s.cat.blobs[d]
-	if !held {
-		return
-	}
-	delete(s.cat.blobs, d)
-	s.blobs = append(s.blobs, d)
-	s.planned += size
-}
-
-// removeParallel is how many removals of a phase run at once: the
-// filesystem unlinks about twice as fast with several under way.
-const removeParallel = 8
-
-// commit carries out the plan, phase after phase; a phase that fails
-// stops the sweep before the next.
-func (s *sweep) commit(ctx context.Context) error {
-	err := s.phase(ctx, len(s.tags), func(ctx context.Context, i int) error {
-		t := s.tags[i]
-		key := tagKey(t.source, t.repo, t.tag)
-		if err := s.c.store.Records.Delete(ctx, key); err != nil {
-			return err
-		}
-		s.c.memo.forget(key)
-		s.count(func(r *Removed) { r.Tags++ })
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = s.phase(ctx, len(s.manifests), func(ctx context.Context, i int) error {
-		m := s.manifests[i]
-		for _, r := range m.repos {
-			if err := s.c.store.Records.Delete(ctx, linkKey(r.source, r.repo, m.digest)); err != nil {
-				return err
-			}
-		}
-		if err := s.c.store.Records.Delete(ctx, manifestKey(m.digest)); err != nil {
-			return err
-		}
-		s.c.memo.forget(manifestKey(m.digest))
-		s.c.refs.forget(m.digest)
-		s.count(func(r *Removed) { r.Manifests++ })
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return s.phase(ctx, len(s.blobs), func(ctx context.Context, i int) error {
-		d := s.blobs[i]
-		// A client may have begun to read it since the plan: it stays,
-		// listed by nothing, for the next eviction.
-		if s.c.pulled.inUse(d) || s.pulledSince(d) {
-			return nil
-		}
-		size, err := s.c.store.Content.Stat(ctx, d)
-		if err == nil {
-			err = s.c.store.Content.Delete(ctx, d)
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("evict %s: %w", d, err)
-		}
-		s.c.pulled.forget(d)
-		s.count(func(r *Removed) {
-			if !s.bodies[d] {
-				r.Blobs++
-			}
-			r.Bytes += size
-		})
-		return nil
-	})
-}
-
-// phase runs fn for 0..n-1, removeParallel at a time, until one fails.
-func (s *sweep) phase(ctx context.Context, n int, fn func(context.Context, int) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(removeParallel)
-	for i := range n {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error { return fn(gctx, i) })
-	}
-	return g.Wait()
-}
-
-func (s *sweep) count(change func(*Removed)) {
-	s.mu.Lock()
-	change(&s.removed)
-	s.mu.Unlock()
 }

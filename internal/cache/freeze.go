@@ -11,29 +11,35 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// Freeze keeps tag on the manifest it points to now, fetching that first if
-// the cache does not hold it: until Unfreeze, the tag is answered from the
-// store with no source request, whatever the source's tag does meanwhile,
-// and what it points to is never evicted.
-func (c *Cache) Freeze(ctx context.Context, src Source, repo, tag string) (digest.Digest, error) {
-	m, err := c.Manifest(ctx, ManifestRequest{Source: src, Repo: repo, Tag: tag})
+// Freeze keeps tag on the manifest it points to now, fetching the whole
+// image first (every platform) if the cache does not hold it: until
+// Unfreeze, the tag is answered from the store with no source request,
+// whatever the source's tag does meanwhile, and what it points to is never
+// evicted. progress, if not nil, follows the fetch.
+func (c *Cache) Freeze(ctx context.Context, src Source, repo, tag string, progress func(WarmProgress)) (digest.Digest, error) {
+	if progress == nil {
+		progress = func(WarmProgress) {}
+	}
+	top, err := c.warmImage(ctx, WarmRequest{Source: src, Repo: repo}, tag, progress)
 	if err != nil {
 		return "", err
 	}
-	// The body, not only the record: a frozen tag must answer a GET.
-	if _, err := c.manifestByDigest(ctx, src, repo, m, false); err != nil {
-		return "", err
-	}
-	var frozen digest.Digest
 	err = c.updateTag(ctx, src, repo, tag, func(rec *tagRecord) error {
+		if rec.Digest != top.Digest && !rec.Frozen {
+			rec.Previous = rec.Digest
+		}
+		if !rec.Frozen { // a tag frozen already stays where it is
+			rec.Manifest = Manifest{Digest: top.Digest, MediaType: top.MediaType, Size: top.Size}
+			rec.Checked = c.now()
+		}
 		rec.Frozen = true
-		frozen = rec.Digest
 		return nil
 	})
-	if err == nil {
-		c.log.Info("tag frozen", "upstream", src.Name(), "repo", repo, "tag", tag, "digest", frozen)
+	if err != nil {
+		return "", err
 	}
-	return frozen, err
+	c.log.Info("tag frozen", "upstream", src.Name(), "repo", repo, "tag", tag, "digest", top.Digest)
+	return top.Digest, nil
 }
 
 // Unfreeze lets a frozen tag follow its source again: the next pull

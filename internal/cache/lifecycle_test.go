@@ -273,7 +273,7 @@ func TestPinsAndFrozenTagsSurvive(t *testing.T) {
 		}
 		clk.advance(time.Minute)
 	}
-	if d, err := c.Freeze(ctx, src, "library/x", "stable"); err != nil || d != frozen.digest {
+	if d, err := c.Freeze(ctx, src, "library/x", "stable", nil); err != nil || d != frozen.digest {
 		t.Fatalf("Freeze = %s, %v", d, err)
 	}
 	// The source's tag moves.

@@ -148,32 +148,54 @@ func (c *Cache) resolveTag(ctx context.Context, src Source, repo, tag string) (*
 	return v.(*tagRecord), nil
 }
 
-// revalidateTag asks the source what the tag points to now. A HEAD
-// suffices (Docker Hub does not count it against the rate limit) unless the
-// source does not send the digest, type and size; content is fetched
-// later, by digest, and only if it is not stored.
+// revalidateTag asks the source what the tag points to now, and stores
+// the answer.
 func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key string) (*tagRecord, error) {
 	cached, fresh := c.loadTag(ctx, src, key)
 	if fresh { // refreshed by a flight that just ended
 		return cached, nil
 	}
+	rec, stale, err := c.checkTag(ctx, src, repo, tag, cached)
+	if err != nil || stale {
+		return rec, err
+	}
+	return c.storeTag(ctx, src, repo, tag, rec, cached)
+}
+
+// checkTag asks the source what the tag points to now, and returns the
+// tag's new record, unstored. A HEAD suffices (Docker Hub does not count it
+// against the rate limit) unless the source does not send the digest, type
+// and size; content is fetched later, by digest, and only if it is not
+// stored. When the source fails, the cached record is returned (stale:
+// true), if there is one (stale-if-error).
+func (c *Cache) checkTag(ctx context.Context, src Source, repo, tag string, cached *tagRecord) (rec *tagRecord, stale bool, err error) {
 	c.Stats.TagRevalidations.Add(1)
 	desc, err := src.Resolve(ctx, repo, tag)
 	if err != nil {
-		return staleOr(c, src, cached, err, "repo", repo, "tag", tag)
+		rec, err := staleOr(c, src, cached, err, "repo", repo, "tag", tag)
+		return rec, true, err
 	}
-	rec := &tagRecord{Checked: c.now()}
+	rec = &tagRecord{Checked: c.now()}
 	if desc.Digest != "" && desc.MediaType != "" && desc.Size >= 0 {
 		rec.Manifest = Manifest{Digest: desc.Digest, MediaType: desc.MediaType, Size: desc.Size}
-	} else {
-		// Without a digest, a type and a size, only a GET tells.
-		m, err := c.fetchManifest(ctx, src, repo, tag, "")
-		if err != nil {
-			return staleOr(c, src, cached, err, "repo", repo, "tag", tag)
-		}
-		rec.Manifest = *m
-		rec.Body = nil
+		return rec, false, nil
 	}
+	// Without a digest, a type and a size, only a GET tells.
+	m, err := c.fetchManifest(ctx, src, repo, tag, "")
+	if err != nil {
+		rec, err := staleOr(c, src, cached, err, "repo", repo, "tag", tag)
+		return rec, true, err
+	}
+	rec.Manifest = *m
+	rec.Body = nil
+	return rec, false, nil
+}
+
+// storeTag stores a tag's new record, unless the tag was frozen meanwhile,
+// and returns the record in force. cached is the record the check began
+// from: if the tag moved, what it pointed to is kept as Previous.
+func (c *Cache) storeTag(ctx context.Context, src Source, repo, tag string, rec, cached *tagRecord) (*tagRecord, error) {
+	key := tagKey(src.Name(), repo, tag)
 	c.tagMu.Lock()
 	defer c.tagMu.Unlock()
 	if stored, _ := c.loadTag(ctx, src, key); stored != nil && stored.Frozen {
@@ -272,6 +294,14 @@ func (c *Cache) fetchManifest(ctx context.Context, src Source, repo, ref string,
 // notes the repository it came from, for listing and purge.
 func (c *Cache) storeManifest(ctx context.Context, src Source, repo string, m *Manifest) error {
 	epoch := c.memo.epochNow()
+	// A sweep under way planned from a catalog without this manifest: it
+	// must keep the manifest and what it lists, which it does for what
+	// was pulled since it began.
+	now := c.now()
+	c.pulled.touch(m.Digest, now)
+	for _, d := range parseRefs(m.Body) {
+		c.pulled.touch(d, now)
+	}
 	w, err := c.store.Spool.Create(ctx)
 	if err != nil {
 		return err

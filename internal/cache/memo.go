@@ -75,6 +75,9 @@ func (m *memo) put(key string, v any, size int64, epoch uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if epoch != m.epoch {
+		// v may be stale, and so may what the memo holds: an older
+		// value would otherwise outlive a newer one written to the store.
+		m.lru.Remove(key)
 		return
 	}
 	if old, ok := m.lru.Peek(key); ok {

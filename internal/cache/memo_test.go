@@ -47,6 +47,15 @@ func TestMemoForget(t *testing.T) {
 	if _, ok := m.get("a"); ok {
 		t.Fatal("a value read before the forget was kept")
 	}
+	// A put that comes too late also drops what the memo held: an older
+	// value must not outlive the newer one the caller wrote to the store.
+	m.put("b", "old", 0, m.epochNow())
+	late := m.epochNow()
+	m.forget("unrelated")
+	m.put("b", "new", 0, late)
+	if v, ok := m.get("b"); ok {
+		t.Fatalf("after a late put, the memo still answers %v", v)
+	}
 	m.put("a", 2, 0, m.epochNow())
 	if v, ok := m.get("a"); !ok || v.(int) != 2 {
 		t.Fatalf("a value read after the forget: %v %v", v, ok)

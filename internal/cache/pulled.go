@@ -96,6 +96,20 @@ func (p *pulled) seen(d digest.Digest, now time.Time) {
 	}
 }
 
+// retain drops the stored times of the digests for which keep is false
+// (gone from the store, maybe before a restart), so that the batches do not
+// carry them forever. Times not yet flushed stay: they may be of content
+// stored since keep's catalog was read.
+func (p *pulled) retain(keep func(digest.Digest) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for d := range p.known {
+		if !keep(d) {
+			delete(p.known, d)
+		}
+	}
+}
+
 // forget drops d's times, once d is gone from the store.
 func (p *pulled) forget(d digest.Digest) {
 	p.mu.Lock()

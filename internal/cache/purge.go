@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -23,12 +24,12 @@ func (c *Cache) Purge(ctx context.Context, source, repo, tag string, d digest.Di
 		return Removed{}, err
 	}
 	s := c.newSweep(cat, c.now())
-	s.start = s.start.AddDate(100, 0, 0) // a purge removes what was just pulled too
+	s.force = true
 	name := repoName{source, repo}
 	var others []string // a repository's other records
 	switch {
 	case d != "":
-		s.purgeDigest(d)
+		err = s.purgeDigest(d)
 	case tag != "":
 		s.purgeTags(func(t *catTag) bool { return t.repoName == name && t.tag == tag })
 	default:
@@ -41,7 +42,9 @@ func (c *Cache) Purge(ctx context.Context, source, repo, tag string, d digest.Di
 		if err != nil {
 			break
 		}
-		err = c.store.Records.Delete(ctx, key)
+		if err = c.store.Records.Delete(ctx, key); err == nil {
+			c.memo.forget(key)
+		}
 	}
 	if err == nil && s.removed == (Removed{}) {
 		err = fmt.Errorf("%w: the cache holds nothing of %s", oci.ErrNotFound, describe(name, tag, d))
@@ -75,25 +78,33 @@ func (s *sweep) purgeTags(match func(*catTag) bool) {
 	}
 	for _, d := range targets {
 		if m := s.cat.manifests[d]; m != nil && len(m.tags) == 0 && m.parents == 0 {
-			s.manifest(m)
+			s.manifest(m, "")
 		}
 	}
 }
 
 // purgeDigest plans the removal of manifest d with every tag that points
-// to it, or of blob d.
-func (s *sweep) purgeDigest(d digest.Digest) {
+// to it, or of blob d, unless cached manifests list it (they would no
+// longer be whole).
+func (s *sweep) purgeDigest(d digest.Digest) error {
 	m := s.cat.manifests[d]
 	if m == nil {
-		s.listers[d] = 0
-		s.blob(d)
-		return
+		if n := s.listers[d]; n > 0 {
+			return fmt.Errorf("%w: blob %s is listed by %d cached manifests; purge their images instead", ErrListed, d, n)
+		}
+		s.blob(d, "")
+		return nil
 	}
 	for _, t := range append([]*catTag(nil), m.tags...) {
 		s.tag(t)
 	}
-	s.manifest(m)
+	s.manifest(m, "")
+	return nil
 }
+
+// ErrListed: a blob cannot be purged on its own while cached manifests
+// list it.
+var ErrListed = errors.New("blob in use by cached images")
 
 // purgeRepo plans the removal of a repository's tags and of the manifests
 // fetched for it that nothing else needs; it returns the repository's
@@ -103,7 +114,7 @@ func (s *sweep) purgeRepo(ctx context.Context, name repoName) ([]string, error) 
 	s.purgeTags(func(t *catTag) bool { return t.repoName == name })
 	for _, m := range s.cat.manifests {
 		if containsRepo(m.repos, name) && len(m.tags) == 0 && m.parents == 0 && len(m.repos) == 1 {
-			s.manifest(m)
+			s.manifest(m, "")
 		}
 	}
 	prefix := repoKey(name.source, name.repo)

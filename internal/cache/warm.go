@@ -61,7 +61,7 @@ func (c *Cache) Warm(ctx context.Context, q WarmRequest, progress func(WarmProgr
 		if strings.Contains(q.Tag, "*") {
 			tags, err := c.matchingTags(ctx, q.Source, q.Repo, q.Tag)
 			if err != nil {
-				progress(WarmProgress{Image: q.Source.Name() + "/" + q.Repo + ":" + q.Tag, Done: true, Error: err.Error()})
+				progress(WarmProgress{Image: q.Source.Name() + "/" + q.Repo + ":" + q.Tag, Done: true, Error: describeError(err)})
 				return err
 			}
 			refs = tags
@@ -69,7 +69,7 @@ func (c *Cache) Warm(ctx context.Context, q WarmRequest, progress func(WarmProgr
 	}
 	var first error
 	for _, ref := range refs {
-		if err := c.warmImage(ctx, q, ref, progress); err != nil && first == nil {
+		if _, err := c.warmImage(ctx, q, ref, progress); err != nil && first == nil {
 			first = err
 		}
 		if ctx.Err() != nil {
@@ -79,17 +79,31 @@ func (c *Cache) Warm(ctx context.Context, q WarmRequest, progress func(WarmProgr
 	return first
 }
 
-// warmImage warms one tag or digest of q's repository.
-func (c *Cache) warmImage(ctx context.Context, q WarmRequest, ref string, progress func(WarmProgress)) error {
+// warmImage warms one tag or digest of q's repository, and returns its
+// manifest (an index, for a multi-platform image).
+func (c *Cache) warmImage(ctx context.Context, q WarmRequest, ref string, progress func(WarmProgress)) (*Manifest, error) {
 	w := &warming{p: WarmProgress{Image: q.Source.Name() + "/" + q.Repo + sep(ref) + ref}, report: progress}
-	err := c.warmManifests(ctx, q, ref, w)
+	top, err := c.warmManifests(ctx, q, ref, w)
 	w.update(func(p *WarmProgress) {
 		p.Done = true
 		if err != nil {
-			p.Error = err.Error()
+			p.Error = describeError(err)
 		}
 	})
-	return err
+	return top, err
+}
+
+// describeError is an error in words for a client: a source's failure
+// without its addresses, when the error can say so.
+func describeError(err error) string {
+	var p interface {
+		error
+		Public() string
+	}
+	if errors.As(err, &p) {
+		return p.Public()
+	}
+	return err.Error()
 }
 
 func sep(ref string) string {
@@ -114,19 +128,27 @@ func (w *warming) update(change func(*WarmProgress)) {
 	w.report(w.p)
 }
 
-func (c *Cache) warmManifests(ctx context.Context, q WarmRequest, ref string, w *warming) error {
+// warmManifests fetches what ref names, manifests first, then blobs; a
+// tag's new record is stored last, once its image is whole, so that a
+// warm-up cut short never leaves a tag on an image the store cannot serve.
+func (c *Cache) warmManifests(ctx context.Context, q WarmRequest, ref string, w *warming) (*Manifest, error) {
 	if q.Source.Failing() {
-		return fmt.Errorf("%w: %s", ErrSourceFailing, q.Source.Name())
+		return nil, fmt.Errorf("%w: %s", ErrSourceFailing, q.Source.Name())
 	}
-	mq := ManifestRequest{Source: q.Source, Repo: q.Repo, NoPrefetch: true}
+	want := &Manifest{}
+	commit := func() error { return nil }
 	if d, err := digest.Parse(ref); err == nil {
-		mq.Digest = d
+		want.Digest = d
 	} else {
-		mq.Tag = ref
+		rec, store, err := c.warmTag(ctx, q.Source, q.Repo, ref)
+		if err != nil {
+			return nil, err
+		}
+		want, commit = &rec.Manifest, store
 	}
-	top, err := c.Manifest(ctx, mq)
+	top, err := c.manifestByDigest(ctx, q.Source, q.Repo, want, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	images := []*Manifest{top}
 	w.update(func(p *WarmProgress) { p.Digest, p.Manifests = top.Digest, 1 })
@@ -134,12 +156,12 @@ func (c *Cache) warmManifests(ctx context.Context, q WarmRequest, ref string, w 
 		images = nil
 		children := platformManifests(top.Body, q.Platforms)
 		if len(children) == 0 {
-			return fmt.Errorf("%w: no manifest of the index is for %s", oci.ErrNotFound, strings.Join(q.Platforms, ", "))
+			return nil, fmt.Errorf("%w: no manifest of the index is for %s", oci.ErrNotFound, strings.Join(q.Platforms, ", "))
 		}
 		for _, d := range children {
 			m, err := c.manifestByDigest(ctx, q.Source, q.Repo, &Manifest{Digest: d}, false)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			images = append(images, m)
 			w.update(func(p *WarmProgress) { p.Manifests++ })
@@ -175,7 +197,29 @@ func (c *Cache) warmManifests(ctx context.Context, q WarmRequest, ref string, w 
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return top, commit()
+}
+
+// warmTag asks the source what a tag points to now, always (a HEAD), and
+// returns its new record and a function that stores it. A frozen tag is
+// not asked about; a failing source leaves the cached record.
+func (c *Cache) warmTag(ctx context.Context, src Source, repo, tag string) (*tagRecord, func() error, error) {
+	cached, _ := c.loadTag(ctx, src, tagKey(src.Name(), repo, tag))
+	noop := func() error { return nil }
+	if cached != nil && cached.Frozen {
+		return cached, noop, nil
+	}
+	rec, stale, err := c.checkTag(ctx, src, repo, tag, cached)
+	if err != nil || stale {
+		return rec, noop, err
+	}
+	return rec, func() error {
+		_, err := c.storeTag(ctx, src, repo, tag, rec, cached)
+		return err
+	}, nil
 }
 
 // warmBlob makes sure blob d is stored, and tells whether it was not
