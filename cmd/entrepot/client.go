@@ -47,25 +47,38 @@ func runClient(cmd string, args []string, stdout, stderr io.Writer) int {
 		platforms = append(platforms, s)
 		return nil
 	})
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, commandHelp[cmd])
-			return 0
+	// Flags may come after the arguments too: entrepot ls nginx --json.
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintln(stdout, commandHelp[cmd])
+				return 0
+			}
+			fmt.Fprintf(stderr, "entrepot %s: %v\n%s\n", cmd, err, commandHelp[cmd])
+			return 2
 		}
-		fmt.Fprintf(stderr, "entrepot %s: %v\n%s\n", cmd, err, commandHelp[cmd])
-		return 2
+		if fs.NArg() == 0 {
+			break
+		}
+		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
 	}
 	c := &client{base: strings.TrimRight(*adminURL, "/"), token: os.Getenv("ENTREPOT_ADMIN_TOKEN"), http: &http.Client{}}
+	if cmd == "ls" || cmd == "unfreeze" || cmd == "purge" {
+		// Quick answers; a warm-up or a freeze takes as long as its
+		// downloads.
+		c.http.Timeout = 2 * time.Minute
+	}
 	var err error
 	switch cmd {
 	case "ls":
-		err = c.ls(stdout, fs.Args(), *asJSON)
+		err = c.ls(stdout, rest, *asJSON)
 	case "warm":
-		err = c.warm(stdout, fs.Args(), platforms)
+		err = c.warm(stdout, rest, platforms)
 	case "freeze", "unfreeze":
-		err = c.tagOp(stdout, cmd, fs.Args())
+		err = c.tagOp(stdout, cmd, rest)
 	case "purge":
-		err = c.purge(stdout, fs.Args())
+		err = c.purge(stdout, rest)
 	}
 	switch {
 	case errors.Is(err, errUsage):

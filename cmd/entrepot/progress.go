@@ -112,8 +112,11 @@ func printListing(w io.Writer, repos []cache.Repository, now time.Time) {
 
 func state(img cache.Image) string {
 	var s []string
-	if !img.Held {
+	switch {
+	case !img.Held:
 		s = append(s, "not held")
+	case img.Missing > 0:
+		s = append(s, fmt.Sprintf("partial (%d blobs not held)", img.Missing))
 	}
 	if img.Frozen {
 		s = append(s, "frozen")

@@ -22,7 +22,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -98,7 +101,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, Error{"a valid admin token is required (Authorization: Bearer TOKEN)"})
 		return
 	}
+	// A web page the operator's browser shows can send requests to a
+	// loopback address (and, by DNS rebinding, under another name): it
+	// cannot send JSON without a CORS preflight, which is never answered,
+	// nor set a loopback Host under another name.
+	if s.token == "" && !loopbackHost(r.Host) {
+		writeJSON(w, http.StatusForbidden, Error{fmt.Sprintf("Host %q is not a loopback address; without a token the admin API answers only requests to one", r.Host)})
+		return
+	}
+	if r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
+		writeJSON(w, http.StatusUnsupportedMediaType, Error{"the request body must be JSON (Content-Type: application/json)"})
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// loopbackHost tells whether a Host header names this machine: localhost
+// or a loopback address, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }
 
 // authorized checks the bearer token, in constant time.
@@ -316,23 +350,36 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = he.status
 	case errors.Is(err, oci.ErrNotFound):
 		status = http.StatusNotFound
+	case errors.Is(err, cache.ErrListed):
+		status = http.StatusConflict
 	case errors.Is(err, context.Canceled):
 		return
+	case errors.Is(err, cache.ErrClosed):
+		status = http.StatusServiceUnavailable
 	case errors.Is(err, cache.ErrSourceFailing), errors.Is(err, oci.ErrDigestMismatch), errors.Is(err, oci.ErrInvalid),
-		errors.Is(err, oci.ErrTooLarge), errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusBadGateway
+		errors.Is(err, oci.ErrTooLarge), errors.Is(err, context.DeadlineExceeded), isPublic(err):
+		status = http.StatusBadGateway // the upstream failed, not us
 	}
 	msg := err.Error()
-	if p, ok := errors.AsType[interface {
-		error
-		Public() string // an upstream's failure in words, without its URL
-	}](err); ok {
+	if p, ok := errors.AsType[publicError](err); ok {
 		msg = p.Public()
 	}
 	if status >= 500 {
 		s.log.Warn("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, status, Error{msg})
+}
+
+// publicError is an upstream's failure, which can say itself in words
+// without the upstream's addresses.
+type publicError interface {
+	error
+	Public() string
+}
+
+func isPublic(err error) bool {
+	_, ok := errors.AsType[publicError](err)
+	return ok
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

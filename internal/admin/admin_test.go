@@ -79,7 +79,9 @@ const token = "t0ken"
 
 // newAdmin returns the admin API, behind httptest, over a cache of the
 // origin (as docker.io, with a TTL of 0: every warm-up revalidates).
-func newAdmin(t *testing.T, o *origin) *httptest.Server {
+func newAdmin(t *testing.T, o *origin) *httptest.Server { return newAdminToken(t, o, token) }
+
+func newAdminToken(t *testing.T, o *origin, token string) *httptest.Server {
 	u, _ := url.Parse(o.URL)
 	cfg := config.NewUpstream("docker.io", u)
 	cfg.TTL = 0
@@ -99,6 +101,7 @@ func newAdmin(t *testing.T, o *origin) *httptest.Server {
 func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, string) {
 	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +129,54 @@ func TestRefusedWithoutTheToken(t *testing.T) {
 				t.Errorf("%s with %q: %d %q", path, auth, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 			}
 		}
+	}
+}
+
+// Without a token, the admin API answers only requests to a loopback Host
+// (no DNS rebinding), and POSTs only with a JSON body (no form a web page
+// could send without a preflight).
+func TestBrowserRequestsRefused(t *testing.T) {
+	o := newOrigin(t)
+	srv := newAdminToken(t, o, "")
+	for _, tc := range []struct {
+		host, contentType string
+		status            int
+	}{
+		{"", "application/json", 404}, // the test server's own 127.0.0.1: allowed (nothing to purge)
+		{"localhost:5001", "application/json; charset=utf-8", 404},
+		{"[::1]:5001", "application/json", 404},
+		{"evil.example:5001", "application/json", 403},
+		{"127.0.0.1.evil.example", "application/json", 403},
+		{"", "text/plain", 415},
+		{"", "application/x-www-form-urlencoded", 415},
+		{"", "", 415},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/purge", strings.NewReader(`{"image":"docker.io/library/app:1"}`))
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		if tc.contentType != "" {
+			req.Header.Set("Content-Type", tc.contentType)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("Host %q, Content-Type %q: %d, want %d", tc.host, tc.contentType, resp.StatusCode, tc.status)
+		}
+	}
+}
+
+// An upstream that fails is a 502, not our 500.
+func TestUpstreamFailureIs502(t *testing.T) {
+	o := newOrigin(t)
+	srv := newAdmin(t, o)
+	o.Close()
+	status, body := call(t, srv, "POST", "/api/v1/freeze", `{"image":"docker.io/library/app:1"}`)
+	if status != http.StatusBadGateway || strings.Contains(body, "127.0.0.1") {
+		t.Fatalf("freeze with the upstream down: %d %s; want 502 without its address", status, body)
 	}
 }
 

@@ -592,6 +592,23 @@ func TestEvictWhileClientsPull(t *testing.T) {
 	if evictions.Load() < 2 {
 		t.Fatalf("only %d evictions ran", evictions.Load())
 	}
+	// What the store still holds whole pulls with the source down: no
+	// eviction left an image listed without a blob it needs.
+	waitFills(t, c)
+	src.fail(errors.New("upstream gone"))
+	list, err := c.List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range list {
+		for _, img := range r.Tags {
+			if img.Held && img.Missing == 0 {
+				if err := pull(t, c, src, img.Tag); err != nil {
+					t.Errorf("held image %s: %v", img.Tag, err)
+				}
+			}
+		}
+	}
 }
 
 // crashingStore stops taking deletes after a number of them, as a process

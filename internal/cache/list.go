@@ -28,8 +28,12 @@ type Image struct {
 	// index's manifests, the configs and layers.
 	Size int64 `json:"size"`
 	// Held tells whether the manifest itself is stored (a tag may point
-	// to a manifest evicted since, or not fetched yet).
-	Held       bool      `json:"held"`
+	// to a manifest evicted since, or not fetched yet), and Missing how
+	// many of the blobs it lists are not (fetched on their first pull).
+	Held    bool `json:"held"`
+	Missing int  `json:"missing,omitempty"`
+	// LastPulled is when the image was last pulled; zero when not known
+	// (stored since the last flush of the pull times).
 	LastPulled time.Time `json:"lastPulled,omitzero"`
 	Pinned     bool      `json:"pinned,omitempty"`
 	Frozen     bool      `json:"frozen,omitempty"`
@@ -43,7 +47,6 @@ func (c *Cache) List(ctx context.Context, filter string) ([]Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := c.now()
 	repos := map[repoName]*Repository{}
 	get := func(n repoName) *Repository {
 		r := repos[n]
@@ -59,7 +62,14 @@ func (c *Cache) List(ctx context.Context, filter string) ([]Repository, error) {
 			held := map[digest.Digest]bool{}
 			cat.closure(d, held)
 			img.MediaType, img.Size, img.Held, img.Pinned = m.mediaType, cat.size(held), true, c.pinned(m)
-			img.LastPulled, _ = c.lastPulled(d, now)
+			for b := range held {
+				if _, ok := cat.blobs[b]; !ok {
+					img.Missing++
+				}
+			}
+			if t, ok := c.pulled.last(d); ok {
+				img.LastPulled = t
+			}
 		}
 		return img
 	}

@@ -31,15 +31,21 @@ func (c *Cache) Maintain(ctx context.Context) {
 	check := time.NewTicker(checkEvery)
 	defer check.Stop()
 	lastExpiry := c.now()
+	var short shortfall
 	for {
 		// A store past its bound at start is evicted at once.
 		idle := c.limits.MaxIdle > 0 && c.now().Sub(lastExpiry) >= min(expireEvery, c.limits.MaxIdle)
-		if idle || c.overHigh(ctx) {
+		if over, usage := c.overHigh(ctx); idle || over && short.retry(c.now(), usage, c.limits.MaxSize) {
 			if idle {
 				lastExpiry = c.now()
 			}
 			if _, err := c.Evict(ctx); err != nil && ctx.Err() == nil {
 				c.log.Warn("eviction failed", "err", err)
+			}
+			if over, usage := c.overHigh(ctx); over {
+				short = shortfall{until: c.now().Add(shortBackoff), usage: usage}
+			} else {
+				short = shortfall{}
 			}
 		}
 		select {
@@ -61,13 +67,30 @@ func (c *Cache) Maintain(ctx context.Context) {
 	}
 }
 
-// overHigh tells whether the content is past the high watermark.
-func (c *Cache) overHigh(ctx context.Context) bool {
+// overHigh tells whether the content is past the high watermark, and how
+// much there is.
+func (c *Cache) overHigh(ctx context.Context) (bool, int64) {
 	if c.limits.MaxSize <= 0 {
-		return false
+		return false, 0
 	}
 	u, err := c.store.Content.Usage(ctx)
-	return err == nil && float64(u.Bytes) > c.limits.High*float64(c.limits.MaxSize)
+	return err == nil && float64(u.Bytes) > c.limits.High*float64(c.limits.MaxSize), u.Bytes
+}
+
+// shortBackoff is how long after an eviction that left the content past
+// the high watermark (pinned content, or everything just pulled) the next
+// waits, unless the content grows by a hundredth of the bound meanwhile:
+// each eviction reads the whole catalog.
+const shortBackoff = time.Minute
+
+// shortfall is when and at what usage an eviction last fell short.
+type shortfall struct {
+	until time.Time
+	usage int64
+}
+
+func (s shortfall) retry(now time.Time, usage, maxSize int64) bool {
+	return s.until.IsZero() || now.After(s.until) || usage > s.usage+maxSize/100
 }
 
 // FlushPulls writes the pull times not yet stored.
