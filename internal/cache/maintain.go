@@ -43,7 +43,7 @@ func (c *Cache) Maintain(ctx context.Context) {
 				c.log.Warn("eviction failed", "err", err)
 			}
 			if over, usage := c.overHigh(ctx); over {
-				short = shortfall{until: c.now().Add(shortBackoff), usage: usage}
+				short = short.again(c.now(), usage)
 			} else {
 				short = shortfall{}
 			}
@@ -77,16 +77,29 @@ func (c *Cache) overHigh(ctx context.Context) (bool, int64) {
 	return err == nil && float64(u.Bytes) > c.limits.High*float64(c.limits.MaxSize), u.Bytes
 }
 
-// shortBackoff is how long after an eviction that left the content past
-// the high watermark (pinned content, or everything just pulled) the next
-// waits, unless the content grows by a hundredth of the bound meanwhile:
-// each eviction reads the whole catalog.
+// shortBackoff is how long after a second eviction in a row that left the
+// content past the high watermark (pinned content, or everything just
+// pulled) the next waits, unless the content grows by a hundredth of the
+// bound meanwhile: each eviction reads the whole catalog. After the first,
+// the next check retries: content first seen by a sweep (after a restart)
+// stays through it, and goes with the next.
 const shortBackoff = time.Minute
 
-// shortfall is when and at what usage an eviction last fell short.
+// shortfall is how many evictions in a row fell short, and when and at
+// what usage the last did.
 type shortfall struct {
+	times int
 	until time.Time
 	usage int64
+}
+
+func (s shortfall) again(now time.Time, usage int64) shortfall {
+	s.times++
+	s.usage = usage
+	if s.times >= 2 {
+		s.until = now.Add(shortBackoff)
+	}
+	return s
 }
 
 func (s shortfall) retry(now time.Time, usage, maxSize int64) bool {
