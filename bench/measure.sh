@@ -152,20 +152,6 @@ upstream_x() {
 	front_counts | jq --argjson size "$1" '(.endpoints["GET blob"].bytes // 0) / $size'
 }
 
-# wait_upstream_quiet: returns once the front has counted no new request
-# for a second (background fills over), or after 120 s.
-wait_upstream_quiet() {
-	local before after deadline=$((SECONDS + 120))
-	before=$(front_counts | jq -c '[.requests, .bytes]')
-	while ((SECONDS < deadline)); do
-		sleep 1
-		after=$(front_counts | jq -c '[.requests, .bytes]')
-		[[ $after == "$before" ]] && return 0
-		before=$after
-	done
-	log "  warning: the upstream was still busy after 120 s"
-}
-
 bench_crane() {
 	local image_bytes
 	image_bytes=$(jqs '[.layers.layers[].size] | add + 0')
@@ -228,55 +214,6 @@ bench_cold() {
 			rec cold20 small-20c "$sys" "$r" wall_s "$(jq .wall_s "$f")"
 			rec cold20 small-20c "$sys" "$r" ttfb_ms "$(jq '.ttfb_median_s * 1000' "$f")"
 			rec cold20 small-20c "$sys" "$r" upstream_x "$(upstream_x "$SMALL_SIZE")"
-		done
-		log "  round $r/$BENCH_ROUNDS done"
-	done
-}
-
-# ---- 6. scale: an empty store and one of 100,000 blobs -------------------
-
-bench_scale() {
-	local filled=$WORK/scale-filled empty=$WORK/scale-empty
-	log "6. scale: filling a store with 100000 blobs and 10000 tags"
-	rm -rf "$filled"
-	timeout 600 "$BIN/fillstore" --data "$filled" --blobs 100000 --tags 10000 --repos 100 \
-		--digests "$WORK/fill.digests" >"$WORK/fill.json" || die "fillstore failed"
-	log "  filled: $(cat "$WORK/fill.json")"
-
-	# Entrepot must serve the synthetic content as its own.
-	start_entrepot "$filled"
-	local d tag_digest
-	d=$(sed -n 5000p "$WORK/fill.digests")
-	curl -sf -o /dev/null -H "$ACCEPT" "${BASE[entrepot]}/v2/library/fill-099/manifests/$d" ||
-		die "Entrepot does not serve the synthetic manifest $d"
-	# Image i has tag t<i> in repository fill-<i mod 100>: image 4999.
-	tag_digest=$(curl -sf -D - -o /dev/null -H "$ACCEPT" "${BASE[entrepot]}/v2/library/fill-099/manifests/t04999" |
-		tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" { print $2 }')
-	[[ $tag_digest == "$d" ]] || die "synthetic tag t04999 resolves to '$tag_digest', want $d"
-	stop_named entrepot
-
-	log "  start-up (3 per round) and manifest-by-digest latency, empty vs 100k blobs (${BENCH_ROUNDS} rounds)"
-	local r variant dir i url=${BASE[entrepot]}/v2/$LAYERS_REPO/manifests/$LAYERS_MANIFEST
-	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
-		for variant in $(rotate "$r" empty 100k); do
-			dir=$filled
-			if [[ $variant == empty ]]; then
-				rm -rf "$empty"
-				dir=$empty
-			fi
-			for i in 1 2 3; do
-				settle
-				start_entrepot "$dir"
-				rec scale startup "entrepot-$variant" "$r" startup_ms "$STARTUP_MS"
-				((i == 3)) || stop_named entrepot
-			done
-			# The bench manifest, fetched once from the upstream;
-			# then whatever Entrepot prefetches must be over.
-			curl -sf -o /dev/null -H "$ACCEPT" "$url" || die "GET $url failed"
-			wait_upstream_quiet
-			mload_run scale manifest-1c "entrepot-$variant" "$r" "$url" GET 1
-			mload_run scale manifest-16c "entrepot-$variant" "$r" "$url" GET 16
-			stop_named entrepot
 		done
 		log "  round $r/$BENCH_ROUNDS done"
 	done

@@ -19,6 +19,7 @@
 #   BENCH_QUICK=1           smaller blobs (64 and 256 MiB, layers of 1-5 MiB), 2 rounds
 #   BENCH_ONLY              space-separated subset of: warm manifest cost crane cold scale
 #   BENCH_MANIFEST_SECONDS  length of each manifest load run (default 2)
+#   BENCH_SCALE_EARLY_SECONDS  length of the load run right after each scale start (default 40; 20 with BENCH_QUICK=1)
 #   BENCH_RESULTS           parent folder of the results (default bench/results)
 #   BENCH_SKIP_INSTALL=1    install nothing (the tools must be on PATH)
 #   BENCH_GOBIN             where go-installed tools go (default $(go env GOPATH)/bin)
@@ -106,7 +107,7 @@ done
 BIN=$WORK/bin
 # Entrepot fills a fetched manifest's blobs in the background by default
 # (--prefetch N, when this build has it): the crane measurement also runs it
-# with --prefetch 0, and the scale measurement waits for prefetches to end.
+# with --prefetch 0, and the scale measurement primes its stores with it.
 HAS_PREFETCH=0
 "$BIN/entrepot" serve --help 2>&1 | grep -q -- '--prefetch' && HAS_PREFETCH=1
 # Builds with an admin API listen on 127.0.0.1:5001 unless told: a free
@@ -371,6 +372,8 @@ done
 
 # shellcheck source=bench/measure.sh
 source "$BENCH_DIR/measure.sh"
+# shellcheck source=bench/scale.sh
+source "$BENCH_DIR/scale.sh"
 
 if in_only warm || in_only manifest || in_only cost; then
 	log "starting the caches on empty stores and warming them (one full pull each)"
@@ -412,6 +415,7 @@ jq -n \
 	--arg load_start "$LOADAVG_START" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
 	--slurpfile seed "$OUT/seed.json" \
 	--argjson fill "$(cat "$WORK/fill.json" 2>/dev/null || echo null)" \
+	--argjson scale "$(cat "$WORK/scale.json" 2>/dev/null || echo null)" \
 	'{date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel, memory: $mem},
 	  loadavg: {start: $load_start, end: $load_end},
 	  go: $go, entrepot_commit: $commit, entrepot_uncommitted_files: ($dirty | tonumber),
@@ -419,7 +423,7 @@ jq -n \
 	  versions: {nginx: $nginx, wrk: $wrk, crane: $crane, distribution: $distribution, hey: $hey},
 	  rounds: $rounds, quick: ($quick == 1), only: $only, manifest_seconds: $manifest_seconds,
 	  small_blob_bytes: $small, large_blob_bytes: $large, elapsed_s: $elapsed,
-	  seed: $seed[0], fill: $fill}' >"$OUT/meta.json"
+	  seed: $seed[0], fill: $fill, scale: $scale}' >"$OUT/meta.json"
 
 "$BIN/report" --raw "$RAW" --meta "$OUT/meta.json" --out "$OUT" || die "report failed"
 log "done in ${ELAPSED_S} s: $OUT/results.md"

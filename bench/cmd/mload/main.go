@@ -4,6 +4,9 @@
 // --requests in all), and it prints one JSON object: requests per second,
 // p50/p90/p99/max latency in milliseconds (microsecond resolution), and
 // the count of answers that were not 200 or did not carry --expect-digest.
+// With --window, the same figures also for each consecutive window of the
+// run, by when each request was sent: how the latency moves while the
+// server does something in the background (a count, an eviction).
 package main
 
 import (
@@ -43,7 +46,23 @@ type Result struct {
 	MaxMS    float64 `json:"max_ms"`
 	// FirstError is one failure, for the log.
 	FirstError string `json:"first_error,omitempty"`
+	// Windows are the figures of each --window of the run, in order.
+	Windows []Window `json:"windows,omitempty"`
 }
+
+// Window is the figures of the requests sent in [FromS, FromS+window).
+type Window struct {
+	FromS    float64 `json:"from_s"`
+	Requests int     `json:"requests"`
+	RPS      float64 `json:"rps"`
+	P50MS    float64 `json:"p50_ms"`
+	P99MS    float64 `json:"p99_ms"`
+	MaxMS    float64 `json:"max_ms"`
+}
+
+// sample is one request: when it was sent (from the run's start) and how
+// long it took.
+type sample struct{ at, took time.Duration }
 
 func main() {
 	url := flag.String("url", "", "URL to request (required)")
@@ -52,6 +71,7 @@ func main() {
 	duration := flag.Duration("duration", 2*time.Second, "how long to send requests")
 	maxRequests := flag.Int64("requests", 2_000_000, "bound on the requests sent in all")
 	expect := flag.String("expect-digest", "", "Docker-Content-Digest every answer must carry")
+	window := flag.Duration("window", 0, "also report each consecutive window of this length (0: none)")
 	var hdrs headers
 	flag.Var(&hdrs, "header", "request header, Name: value (repeatable)")
 	flag.Parse()
@@ -66,10 +86,10 @@ func main() {
 
 	var sent, failures atomic.Int64
 	var firstErr atomic.Value
-	lat := make([][]time.Duration, *clients)
+	lat := make([][]sample, *clients)
 	start := make(chan struct{})
 	var ready, done sync.WaitGroup
-	var deadline time.Time
+	var t0, deadline time.Time
 	for i := range *clients {
 		ready.Add(1)
 		done.Add(1)
@@ -91,13 +111,13 @@ func main() {
 				req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 			}
 			buf := make([]byte, 64<<10)
-			ls := make([]time.Duration, 0, 1<<16)
+			ls := make([]sample, 0, 1<<16)
 			ready.Done()
 			<-start
 			for time.Now().Before(deadline) && sent.Add(1) <= *maxRequests {
-				t0 := time.Now()
+				at := time.Now()
 				err := do(client, req, buf, *expect)
-				ls = append(ls, time.Since(t0))
+				ls = append(ls, sample{at.Sub(t0), time.Since(at)})
 				if err != nil {
 					failures.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -110,20 +130,23 @@ func main() {
 		}()
 	}
 	ready.Wait()
-	t0 := time.Now()
+	t0 = time.Now()
 	deadline = t0.Add(*duration)
 	close(start)
 	done.Wait()
 	wall := time.Since(t0)
 
-	all := slices.Concat(lat...)
-	slices.Sort(all)
+	samples := slices.Concat(lat...)
+	all := took(samples)
 	r := Result{URL: *url, Method: *method, Clients: *clients, Requests: len(all),
 		Errors: int(failures.Load()), WallS: wall.Seconds()}
 	r.RPS = float64(len(all)) / wall.Seconds()
 	r.P50MS, r.P90MS, r.P99MS = pct(all, 0.50), pct(all, 0.90), pct(all, 0.99)
 	if len(all) > 0 {
 		r.MaxMS = ms(all[len(all)-1])
+	}
+	if *window > 0 {
+		r.Windows = windows(samples, *window, wall)
 	}
 	if s, ok := firstErr.Load().(string); ok {
 		r.FirstError = s
@@ -158,6 +181,43 @@ func do(client *http.Client, req *http.Request, buf []byte, expect string) error
 		return fmt.Errorf("Docker-Content-Digest %q, want %q", got, expect)
 	}
 	return nil
+}
+
+// took returns the samples' latencies, sorted.
+func took(samples []sample) []time.Duration {
+	d := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		d[i] = s.took
+	}
+	slices.Sort(d)
+	return d
+}
+
+// windows splits samples by when they were sent into consecutive windows
+// of length w over wall (the last one may be shorter, and is left out when
+// it is under half a window: too few requests for a p99).
+func windows(samples []sample, w, wall time.Duration) []Window {
+	n := int(wall / w)
+	if wall%w >= w/2 {
+		n++
+	}
+	by := make([][]sample, n)
+	for _, s := range samples {
+		if i := int(s.at / w); i < n {
+			by[i] = append(by[i], s)
+		}
+	}
+	out := make([]Window, n)
+	for i, ss := range by {
+		d := took(ss)
+		length := min(w, wall-time.Duration(i)*w)
+		out[i] = Window{FromS: (time.Duration(i) * w).Seconds(), Requests: len(d),
+			RPS: float64(len(d)) / length.Seconds(), P50MS: pct(d, 0.50), P99MS: pct(d, 0.99)}
+		if len(d) > 0 {
+			out[i].MaxMS = ms(d[len(d)-1])
+		}
+	}
+	return out
 }
 
 // pct is the q-quantile of sorted (nearest rank), in milliseconds.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -44,11 +45,39 @@ func (r *report) caseLabel(section, c string) string {
 		if c == "startup" {
 			return "start-up"
 		}
-		if _, n, ok := strings.Cut(c, "-"); ok {
-			return "GET by digest, " + clients(n)
+		parts := strings.Split(c, "-")
+		if len(parts) < 2 {
+			return c
 		}
+		s := "GET by digest, " + clients(parts[1])
+		if parts[0] != "early" {
+			return s
+		}
+		early, window := r.scaleTimes()
+		if len(parts) < 3 {
+			return s + ", the first " + early + " s"
+		}
+		from, err := strconv.Atoi(strings.TrimPrefix(parts[2], "at"))
+		if err != nil || window == 0 {
+			return s + ", " + parts[2]
+		}
+		return fmt.Sprintf("%s, %d–%d s", s, from, from+window)
+	case "evict":
+		return "100,000 blobs, to 85 % of half their bytes"
 	}
 	return c
+}
+
+// scaleTimes are the length of the scale section's first-seconds run, as
+// text, and of its windows, in seconds (0 when the meta has none).
+func (r *report) scaleTimes() (string, int) {
+	sc, _ := r.meta["scale"].(map[string]any)
+	early, _ := sc["early_s"].(float64)
+	window, _ := sc["window_s"].(float64)
+	if early == 0 {
+		return "few", int(window)
+	}
+	return strconv.Itoa(int(early)), int(window)
 }
 
 // caseShort is the chart's form of a case: "256MIB 16C".

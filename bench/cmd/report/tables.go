@@ -237,7 +237,95 @@ var specs = []tableSpec{
 		section: "scale", metric: "rps", unit: "req/s", higher: true, cases: []string{"manifest-1c", "manifest-16c"}, subject: "entrepot-100k",
 		anchors: []anchorSpec{{"entrepot-empty", nil, chartNever}},
 	},
+	{
+		title: "6e. Bounded store: start-up time to the first 200 on /v2/", short: "BOUND START",
+		note:    "The store of 6a with --max-size set: well above its size (bound on: the blobs are counted in the background from the start; nothing is evicted), and at half of it (evicting: the content is twice the bound, and eviction takes it to the low watermark right after the start; each round starts on a fresh copy of the store). 3 starts per round.",
+		section: "scale", metric: "startup_ms", unit: "ms", cases: []string{"startup"}, subject: "entrepot-100k-bound",
+		anchors: []anchorSpec{{"entrepot-100k", nil, chartAlways}, {"entrepot-empty", nil, chartNever}},
+	},
+	{
+		title: "6f. Evicting store: start-up time to the first 200 on /v2/", short: "EVICT START",
+		section: "scale", metric: "startup_ms", unit: "ms", cases: []string{"startup"}, subject: "entrepot-100k-evict",
+		anchors: []anchorSpec{{"entrepot-100k", nil, chartAlways}, {"entrepot-100k-bound", nil, chartNever}, {"entrepot-empty", nil, chartNever}},
+	},
+	{
+		title: "6g. Bounded store: manifest-by-digest p99 latency in the first seconds", short: "BOUND EARLY P99",
+		note:    "One client, from the first 200 on (the third start of each round): over the whole run, then by window of the run, by when each request was sent.",
+		section: "scale", metric: "p99_ms", unit: "ms", cases: earlyCases, subject: "entrepot-100k-bound",
+		anchors: []anchorSpec{{"entrepot-100k", nil, chartIfWhole}, {"entrepot-empty", nil, chartNever}},
+	},
+	{
+		title: "6h. Evicting store: manifest-by-digest p99 latency in the first seconds", short: "EVICT EARLY P99",
+		section: "scale", metric: "p99_ms", unit: "ms", cases: earlyCases, subject: "entrepot-100k-evict",
+		anchors: []anchorSpec{{"entrepot-100k", nil, chartIfWhole}, {"entrepot-100k-bound", nil, chartNever}, {"entrepot-empty", nil, chartNever}},
+	},
+	{
+		title: "6i. Bounded store: manifest-by-digest p50 latency in the first seconds", short: "BOUND EARLY P50",
+		section: "scale", metric: "p50_ms", unit: "ms", cases: earlyCases, subject: "entrepot-100k-bound",
+		anchors: []anchorSpec{{"entrepot-100k", nil, chartNever}, {"entrepot-empty", nil, chartNever}},
+	},
+	{
+		title: "6j. Evicting store: manifest-by-digest p50 latency in the first seconds", short: "EVICT EARLY P50",
+		section: "scale", metric: "p50_ms", unit: "ms", cases: earlyCases, subject: "entrepot-100k-evict",
+		anchors: []anchorSpec{{"entrepot-100k", nil, chartNever}, {"entrepot-100k-bound", nil, chartNever}, {"entrepot-empty", nil, chartNever}},
+	},
+	{
+		title: "6k. Evicting store: manifest-by-digest requests per second in the first seconds", short: "EVICT EARLY RPS",
+		section: "scale", metric: "rps", unit: "req/s", higher: true, cases: earlyCases, subject: "entrepot-100k-evict",
+		anchors: []anchorSpec{{"entrepot-100k", nil, chartNever}, {"entrepot-100k-bound", nil, chartNever}, {"entrepot-empty", nil, chartNever}},
+	},
+	{
+		title: "6l. Evicting store: manifest-by-digest p99 latency once the eviction is over", short: "EVICT P99",
+		note:    "The load runs of 6c, after the eviction's log line.",
+		section: "scale", metric: "p99_ms", unit: "ms", cases: []string{"manifest-1c", "manifest-16c"}, subject: "entrepot-100k-evict",
+		anchors: []anchorSpec{{"entrepot-100k", nil, chartNever}, {"entrepot-100k-bound", nil, chartNever}, {"entrepot-empty", nil, chartNever}},
+	},
+	{
+		title: "6m. Eviction after the start: objects removed per second", short: "EVICT RATE",
+		note:    "From the server's log lines (msg=evicted ... manifests=M blobs=N bytes=B took=D, one a sweep), over every sweep until the store is down to the low watermark: objects (files removed from the content store, M + N, as BenchmarkEvict counts them) per second, Σ(M + N) / ΣD. D runs from a sweep's start (its catalog read included) to its end; the count of the blobs before the first is not in it.",
+		section: "evict", metric: "objects_per_s", unit: "objects/s", higher: true, cases: []string{"100k"}, subject: "entrepot-100k-evict",
+	},
+	{
+		title: "6n. Eviction after the start: objects removed per second by the sweep that removed the most", short: "EVICT MAIN RATE",
+		note:    "Content no pull time is known for stays through the first sweep that sees it, so after a restart a first sweep may remove little and spend its time reading the catalog.",
+		section: "evict", metric: "main_objects_per_s", unit: "objects/s", higher: true, cases: []string{"100k"}, subject: "entrepot-100k-evict",
+	},
+	{
+		title: "6o. Eviction after the start: bytes removed per second", short: "EVICT MIB/S",
+		section: "evict", metric: "mib_per_s", unit: "MiB/s", higher: true, cases: []string{"100k"}, subject: "entrepot-100k-evict",
+	},
+	{
+		title: "6p. Eviction after the start: its duration (D, over every sweep)", short: "EVICT TOOK",
+		section: "evict", metric: "took_s", unit: "s", cases: []string{"100k"}, subject: "entrepot-100k-evict",
+	},
+	{
+		title: "6q. Eviction after the start: from the start to the eviction's end", short: "EVICT DONE",
+		note:    "From just before the process started to the time on the eviction's log line: the count, any sweep before the one that removes, and that sweep.",
+		section: "evict", metric: "done_s", unit: "s", cases: []string{"100k"}, subject: "entrepot-100k-evict",
+	},
+	{
+		title: "6r. Eviction after the start: objects removed", short: "EVICT OBJECTS",
+		section: "evict", metric: "objects", unit: "objects", cases: []string{"100k"}, subject: "entrepot-100k-evict",
+	},
+	{
+		title: "6s. Eviction after the start: blob bytes left, over the bound", short: "EVICT LEFT",
+		note:    "Measured on disk after the server stopped; the low watermark is 0.85.",
+		section: "evict", metric: "left_x", unit: "× bound", cases: []string{"100k"}, subject: "entrepot-100k-evict",
+	},
 }
+
+// earlyCases are the scale section's first seconds after a start: the
+// whole run, then its windows by their start in seconds (bench/scale.sh
+// records those the run has).
+var earlyCases = func() []string {
+	cs := []string{"early-1c"}
+	for at := 0; at < 600; at += 5 {
+		cs = append(cs, fmt.Sprintf("early-1c-at%d", at))
+	}
+	return cs
+}()
+
+func chartIfWhole(c string, _ *target) bool { return c == "early-1c" }
 
 var systemNames = map[string]string{
 	"entrepot":            "Entrepot",
@@ -246,6 +334,8 @@ var systemNames = map[string]string{
 	"direct":              "upstream direct",
 	"entrepot-empty":      "Entrepot, empty store",
 	"entrepot-100k":       "Entrepot, 100k blobs",
+	"entrepot-100k-bound": "Entrepot, 100k blobs, bound on",
+	"entrepot-100k-evict": "Entrepot, 100k blobs, evicting",
 	"entrepot-noprefetch": "Entrepot, --prefetch 0",
 }
 
@@ -254,6 +344,7 @@ var systemShort = map[string]string{
 	"nginx":          "NGINX",
 	"direct":         "DIRECT",
 	"entrepot-empty": "EMPTY STORE",
+	"entrepot-100k":  "NO BOUND",
 }
 
 func fmtNum(v float64) string {
