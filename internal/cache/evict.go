@@ -76,6 +76,16 @@ func (c *Cache) Evict(ctx context.Context) (Removed, error) {
 	c.pulled.retain(func(d digest.Digest) bool { _, ok := cat.blobs[d]; return ok })
 	units := c.units(cat, start)
 	sweep := c.newSweep(cat, start)
+	if lim.MaxIdle > 0 {
+		// Tags whose manifest was never fetched (clients that only ask
+		// HEAD, like Renovate) or went: records nobody used for MaxIdle.
+		for _, t := range cat.tags {
+			if _, held := cat.manifests[t.digest]; !held && !t.frozen && start.Sub(t.checked) > lim.MaxIdle &&
+				!c.matchesPin(t.String()+":"+t.tag) {
+				sweep.tag(t)
+			}
+		}
+	}
 	for _, u := range units {
 		expired := lim.MaxIdle > 0 && start.Sub(u.last) > lim.MaxIdle
 		if !u.pinned && (sweep.planned < need || expired) {

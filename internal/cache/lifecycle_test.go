@@ -713,3 +713,30 @@ func TestCrashAtEveryStepOfEviction(t *testing.T) {
 		}
 	}
 }
+
+// Idle expiry also drops tag records whose manifest was never fetched
+// (a client that only asks HEAD), once they are older than max_idle.
+func TestIdleExpiryOfTagsOnly(t *testing.T) {
+	src := newSource()
+	addImage(src, "head-only", randomBytes(100))
+	st, clk := newStore(t), newClock()
+	c := newClockedCache(t, st, cache.Options{Limits: cache.Limits{MaxIdle: 24 * time.Hour}}, clk)
+	ctx := context.Background()
+	if _, err := c.Manifest(ctx, cache.ManifestRequest{Source: src, Repo: "library/x", Tag: "head-only", Head: true}); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := c.List(ctx, ""); len(list) != 1 || list[0].Tags[0].Held {
+		t.Fatalf("after a HEAD: %+v", list)
+	}
+	clk.advance(time.Hour)
+	if r, err := c.Evict(ctx); err != nil || r.Tags != 0 {
+		t.Fatalf("a fresh tag record was expired: %+v, %v", r, err)
+	}
+	clk.advance(24 * time.Hour)
+	if r, err := c.Evict(ctx); err != nil || r.Tags != 1 {
+		t.Fatalf("expiry of a tag record idle for 25h: %+v, %v", r, err)
+	}
+	if list, _ := c.List(ctx, ""); len(list) != 0 {
+		t.Fatalf("after expiry: %+v", list)
+	}
+}
