@@ -287,3 +287,106 @@ func TestFreezeFetchesEveryPlatform(t *testing.T) {
 		t.Errorf("a frozen multi-arch tag cost %d upstream requests (%v) for a client that does not accept indexes; held amd64: %v", n, err, held(t, st, amd))
 	}
 }
+
+// crashingStore stops taking deletes after a number of them, as a process
+// killed at that moment would.
+type crashingStore struct {
+	mu   sync.Mutex
+	left int
+}
+
+var errCrashed = errors.New("crashed")
+
+func (c *crashingStore) step() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.left == 0 {
+		return errCrashed
+	}
+	c.left--
+	return nil
+}
+
+type crashContent struct {
+	store.Content
+	*crashingStore
+}
+
+func (c crashContent) Delete(ctx context.Context, d digest.Digest) error {
+	if err := c.step(); err != nil {
+		return err
+	}
+	return c.Content.Delete(ctx, d)
+}
+
+type crashRecords struct {
+	store.Records
+	*crashingStore
+}
+
+func (c crashRecords) Delete(ctx context.Context, key string) error {
+	if err := c.step(); err != nil {
+		return err
+	}
+	return c.Records.Delete(ctx, key)
+}
+
+// An eviction cut short after any number of its deletes leaves a store in
+// which every image it still lists pulls whole, with the source down.
+func TestCrashAtEveryStepOfEviction(t *testing.T) {
+	src := newSource()
+	shared := randomBytes(1000)
+	amd, arm := addImage(src, "", shared, randomBytes(1000)), addImage(src, "arm", randomBytes(1000))
+	addIndex(src, "multi", amd, arm)
+	addImage(src, "solo", shared, randomBytes(1000))
+	for steps := 0; ; steps++ {
+		st := newStore(t)
+		c := newTestCache(t, st, cache.Options{})
+		src.fail(nil)
+		for _, tag := range []string{"multi", "arm", "solo"} {
+			if err := pull(t, c, src, tag); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx := context.Background()
+		waitFills(t, c)
+		crash := &crashingStore{left: steps}
+		cut := store.Store{Spool: st.Spool, Content: crashContent{st.Content, crash}, Records: crashRecords{st.Records, crash}}
+		clk := newClock()
+		clk.advance(365 * 24 * time.Hour)
+		victim := newClockedCache(t, cut, cache.Options{Limits: cache.Limits{MaxSize: 1, High: 0.95, Low: 0.85}}, clk)
+		// The victim knows no pull times: its first eviction only sees
+		// the content, the second removes it.
+		if r, err := victim.Evict(ctx); err != nil || r != (cache.Removed{}) {
+			t.Fatalf("first eviction of content never seen: %+v, %v", r, err)
+		}
+		clk.advance(time.Second)
+		_, err := victim.Evict(ctx)
+		if err != nil && !errors.Is(err, errCrashed) {
+			t.Fatal(err)
+		}
+		// After the "restart": what is listed pulls whole from the store.
+		src.fail(errors.New("upstream gone"))
+		after := newTestCache(t, st, cache.Options{})
+		list, lerr := after.List(ctx, "")
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		for _, r := range list {
+			for _, img := range r.Tags {
+				if !img.Held {
+					continue
+				}
+				if err := pull(t, after, src, img.Tag); err != nil {
+					t.Fatalf("cut after %d deletes: held tag %s does not pull whole: %v", steps, img.Tag, err)
+				}
+			}
+		}
+		if err == nil {
+			if steps < 5 {
+				t.Fatalf("eviction took only %d deletes", steps)
+			}
+			return // the whole eviction ran: every cut was tried
+		}
+	}
+}
