@@ -25,6 +25,8 @@ func newClock() *clock {
 }
 func (c *clock) now() time.Time          { return time.Unix(0, c.t.Load()) }
 func (c *clock) advance(d time.Duration) { c.t.Add(int64(d)) }
+
+// newClockedCache returns a test cache that tells time by clk.
 func newClockedCache(t *testing.T, st store.Store, opt cache.Options, clk *clock) *cache.Cache {
 	c := newTestCache(t, st, opt)
 	cache.SetClock(c, clk.now)
