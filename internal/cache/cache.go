@@ -15,6 +15,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/url"
@@ -104,9 +105,10 @@ type Cache struct {
 	// short of its target, for each of the two reasons.
 	evictMu   sync.Mutex
 	lastShort [2]time.Time
-	// tagMu orders the writes of a tag record that read it first: a
-	// revalidation against a freeze or an unfreeze.
-	tagMu sync.Mutex
+	// tagMu orders the writes of a tag record that read it first (a
+	// revalidation, a freeze, a sweep's removal): one mutex per stripe of
+	// tag keys (tagLock), so that a sweep's removals run in parallel.
+	tagMu [64]sync.Mutex
 
 	bgMu   sync.Mutex     // orders spawn against Close
 	bg     sync.WaitGroup // fills, prefetches and document fetches under way
@@ -212,4 +214,12 @@ func staleOr[T any](c *Cache, src Source, cached *T, err error, what ...any) (*T
 func (c *Cache) noteStale(what ...any) {
 	c.Stats.StaleServed.Add(1)
 	c.log.Warn("upstream failed; serving cached copy", what...)
+}
+
+// tagLock is the mutex that orders the read-and-write updates of the tag
+// record under key.
+func (c *Cache) tagLock(key string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return &c.tagMu[h.Sum32()%uint32(len(c.tagMu))]
 }

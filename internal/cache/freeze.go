@@ -62,8 +62,9 @@ func (c *Cache) Unfreeze(ctx context.Context, src Source, repo, tag string) (dig
 // updateTag changes a stored tag record, ordered against revalidations.
 func (c *Cache) updateTag(ctx context.Context, src Source, repo, tag string, change func(*tagRecord) error) error {
 	key := tagKey(src.Name(), repo, tag)
-	c.tagMu.Lock()
-	defer c.tagMu.Unlock()
+	mu := c.tagLock(key)
+	mu.Lock()
+	defer mu.Unlock()
 	rec := new(tagRecord)
 	if err := c.getJSON(ctx, key, rec); errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: the cache holds no tag %s/%s:%s", oci.ErrNotFound, src.Name(), repo, tag)

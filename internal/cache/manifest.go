@@ -196,8 +196,9 @@ func (c *Cache) checkTag(ctx context.Context, src Source, repo, tag string, cach
 // from: if the tag moved, what it pointed to is kept as Previous.
 func (c *Cache) storeTag(ctx context.Context, src Source, repo, tag string, rec, cached *tagRecord) (*tagRecord, error) {
 	key := tagKey(src.Name(), repo, tag)
-	c.tagMu.Lock()
-	defer c.tagMu.Unlock()
+	mu := c.tagLock(key)
+	mu.Lock()
+	defer mu.Unlock()
 	if stored, _ := c.loadTag(ctx, src, key); stored != nil && stored.Frozen {
 		return stored, nil // frozen while the source answered
 	}

@@ -249,8 +249,9 @@ func (s *sweep) commit(ctx context.Context) error {
 // it (or force), and tells whether it did.
 func (c *Cache) removeTag(ctx context.Context, t *catTag, force bool) (bool, error) {
 	key := tagKey(t.source, t.repo, t.tag)
-	c.tagMu.Lock()
-	defer c.tagMu.Unlock()
+	mu := c.tagLock(key)
+	mu.Lock()
+	defer mu.Unlock()
 	var rec tagRecord
 	if err := c.getJSON(ctx, key, &rec); errors.Is(err, store.ErrNotFound) {
 		return true, nil

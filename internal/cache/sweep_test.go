@@ -29,7 +29,7 @@ func (h *hookRecords) Delete(ctx context.Context, key string) error {
 	h.mu.Lock()
 	f := h.onDelete
 	if !strings.HasPrefix(key, "manifests/") {
-		f = nil // the tag phase holds tagMu: a pull from a hook there would wait on it
+		f = nil // the tag phase holds the tag's lock: a pull from a hook there would wait on it
 	} else {
 		h.onDelete = nil
 	}
