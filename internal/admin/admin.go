@@ -205,7 +205,7 @@ func (s *Server) warm(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	reqs, err := s.warmRequests(req.Images)
+	reqs, err := s.WarmRequests(req.Images)
 	if err != nil {
 		s.fail(w, r, err)
 		return
