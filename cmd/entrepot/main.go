@@ -114,7 +114,7 @@ func fail(code int, msg string) {
 
 // serve runs the cache until SIGINT or SIGTERM, then drains requests.
 func serve(cfg *config.Config) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
+	log := newLogger(os.Stderr, cfg.Log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -303,13 +303,14 @@ func writable(ctx context.Context, st store.Store) error {
 // drainTimeout bounds how long shutdown waits for requests in progress.
 const drainTimeout = 30 * time.Second
 
-// logLevel reads ENTREPOT_LOG_LEVEL (debug, info, warn, error; default info).
-func logLevel() slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(os.Getenv("ENTREPOT_LOG_LEVEL"))); err != nil {
-		return slog.LevelInfo
+// newLogger returns the server's logger: text or JSON lines on w, from
+// cfg.Level up.
+func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.Level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return l
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func buildVersion() string {

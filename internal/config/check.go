@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/url"
@@ -253,4 +254,45 @@ func checkLoopback(addr string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not a loopback address; set admin.token_env or admin.token_file to listen on it", addr)
+}
+
+// parseFloor parses a rate-limit floor: a percentage of the limit (10%) or
+// a number of requests (20; 0 is no floor).
+func parseFloor(s string) (Floor, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, "%") {
+		v, err := parseFraction(s)
+		if err != nil || v >= 1 {
+			return Floor{}, fmt.Errorf("%q must be a percentage below 100%% or a number of requests, e.g. 10%% or 20", s)
+		}
+		return Floor{Fraction: v}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || strings.HasPrefix(s, "+") {
+		return Floor{}, fmt.Errorf("%q must be a percentage below 100%% or a number of requests, e.g. 10%% or 20", s)
+	}
+	return Floor{Count: n}, nil
+}
+
+// parseLevel parses a log level: debug, info, warn or error.
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%q is not a log level: want debug, info, warn or error", s)
+}
+
+// checkLogFormat checks a log format: text or json.
+func checkLogFormat(s string) error {
+	if s != "text" && s != "json" {
+		return fmt.Errorf("%q is not a log format: want text or json", s)
+	}
+	return nil
 }

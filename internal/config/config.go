@@ -5,7 +5,9 @@ package config
 
 import (
 	"log/slog"
+	"math"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -33,6 +35,26 @@ type Config struct {
 	Warm Warm
 	// Admin is the admin API's listener (the admin section).
 	Admin Admin
+	// Log is how the server logs (the log section).
+	Log Log
+	// Metrics serves /metrics on the registry API's listener as well as
+	// on the admin listener, which always serves it (metrics). Default
+	// true.
+	Metrics bool
+	// ShutdownGrace bounds how long running pulls and fills may go on
+	// after SIGTERM (shutdown_grace). Default 30s.
+	ShutdownGrace time.Duration
+}
+
+// Log is the log section.
+type Log struct {
+	// Format is "text" or "json" (log.format, --log-format). Default
+	// "text".
+	Format string
+	// Level is the least level logged (log.level, --log-level, or the
+	// variable ENTREPOT_LOG_LEVEL): debug, info, warn or error. Default
+	// info.
+	Level slog.Level
 }
 
 // Storage bounds what the store keeps.
@@ -110,6 +132,34 @@ type Upstream struct {
 	// IdleTimeout abandons a response body that delivers no byte for this
 	// long. Default 30s.
 	IdleTimeout time.Duration
+	// RateLimitFloor is the part of the upstream's rate-limit budget kept
+	// for content the cache does not hold (ratelimit_floor): once the
+	// remaining budget falls under it, cached tags are served as they are,
+	// without revalidation. Default 10% of the limit.
+	RateLimitFloor Floor
+}
+
+// Floor is a rate-limit floor: a fraction of the limit (10%) or a number
+// of requests (20). The zero Floor is no floor.
+type Floor struct {
+	Fraction float64
+	Count    int64
+}
+
+// Of returns the floor for an upstream whose limit is limit.
+func (f Floor) Of(limit int64) int64 {
+	if f.Fraction > 0 {
+		return int64(math.Ceil(f.Fraction * float64(limit)))
+	}
+	return f.Count
+}
+
+// String writes the floor as it is configured: 10% or 20.
+func (f Floor) String() string {
+	if f.Fraction > 0 {
+		return formatPercent(f.Fraction)
+	}
+	return strconv.FormatInt(f.Count, 10)
 }
 
 // Secret is a credential. It never prints: fmt, slog and JSON all see

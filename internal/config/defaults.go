@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"net/url"
 	"time"
 )
@@ -18,7 +19,13 @@ const (
 	defaultHighWatermark         = 0.95
 	defaultLowWatermark          = 0.85
 	defaultAdminListen           = "127.0.0.1:5001"
+	defaultShutdownGrace         = 30 * time.Second
+	defaultLogFormat             = "text"
 )
+
+// defaultRateLimitFloor keeps a tenth of an upstream's budget for content
+// the cache does not hold.
+var defaultRateLimitFloor = Floor{Fraction: 0.10}
 
 // Defaults returns the built-in configuration: listen on :5000, store in
 // ./data without a bound (evicting past 95% down to 85% once one is set),
@@ -32,6 +39,10 @@ func Defaults() *Config {
 		Prefetch: defaultPrefetch,
 		Storage:  Storage{HighWatermark: defaultHighWatermark, LowWatermark: defaultLowWatermark},
 		Admin:    Admin{Listen: defaultAdminListen},
+		Log:      Log{Format: defaultLogFormat, Level: slog.LevelInfo},
+		Metrics:  true,
+
+		ShutdownGrace: defaultShutdownGrace,
 	}
 	for _, r := range [...]struct{ name, host string }{
 		// Docker Hub is addressed as docker.io, but its registry API lives
@@ -61,5 +72,6 @@ func NewUpstream(name string, u *url.URL) Upstream {
 		ConnectTimeout:        defaultConnectTimeout,
 		ResponseHeaderTimeout: defaultResponseHeaderTimeout,
 		IdleTimeout:           defaultIdleTimeout,
+		RateLimitFloor:        defaultRateLimitFloor,
 	}
 }

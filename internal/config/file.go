@@ -26,6 +26,7 @@ import (
 //	    username: alice         # optional, needs one of:
 //	    password_env: HUB_TOKEN # password read from this variable
 //	    password_file: /run/secrets/hub  # or from this file
+//	    ratelimit_floor: 10%    # or a count; stop revalidating under it
 //	    timeouts:               # each optional
 //	      connect: 5s
 //	      response_header: 8s
@@ -47,6 +48,11 @@ import (
 //	  listen: 127.0.0.1:5001    # needs a token unless loopback
 //	  token_env: ADMIN_TOKEN    # token read from this variable
 //	  token_file: /run/secrets/admin  # or from this file
+//	log:
+//	  format: text              # or json
+//	  level: info               # debug, info, warn, error
+//	metrics: true               # /metrics on listen too (always on admin.listen)
+//	shutdown_grace: 30s         # running pulls may finish this long after SIGTERM
 type fileConfig struct {
 	Listen *string `yaml:"listen"`
 	Data   *string `yaml:"data"`
@@ -61,6 +67,16 @@ type fileConfig struct {
 	Storage fileStorage `yaml:"storage"`
 	Warm    fileWarm    `yaml:"warm"`
 	Admin   fileAdmin   `yaml:"admin"`
+	Log     fileLog     `yaml:"log"`
+
+	Metrics       *bool   `yaml:"metrics"`
+	ShutdownGrace *string `yaml:"shutdown_grace"`
+}
+
+// fileLog is the log section.
+type fileLog struct {
+	Format *string `yaml:"format"`
+	Level  *string `yaml:"level"`
 }
 
 // fileUpstream is one entry of upstreams. Durations are strings, parsed
@@ -73,6 +89,9 @@ type fileUpstream struct {
 	PasswordEnv  string       `yaml:"password_env"`
 	PasswordFile string       `yaml:"password_file"`
 	Timeouts     fileTimeouts `yaml:"timeouts"`
+	// RateLimitFloor is a percentage or a count; yaml.v3 turns a number
+	// into its string.
+	RateLimitFloor *string `yaml:"ratelimit_floor"`
 }
 
 // fileTimeouts is the timeouts mapping of an upstream.
@@ -84,8 +103,10 @@ type fileTimeouts struct {
 
 // loadFile reads the YAML file at path onto cfg. The file is validated on
 // its own, before any flag applies: a broken file is an error even when
-// --upstream would replace its upstreams.
-func loadFile(cfg *Config, path string, getenv func(string) string) error {
+// --upstream would replace its upstreams. Only their credentials are not
+// read then (replaced): a password variable not set where the upstreams
+// are replaced is no error.
+func loadFile(cfg *Config, path string, getenv func(string) string, replaced bool) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("--config: %w", err)
@@ -94,7 +115,7 @@ func loadFile(cfg *Config, path string, getenv func(string) string) error {
 	if err := decodeYAML(data, &fc); err != nil {
 		return yamlError(path, err)
 	}
-	if err := fc.apply(cfg, getenv); err != nil {
+	if err := fc.apply(cfg, getenv, replaced); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
@@ -138,6 +159,7 @@ var (
 		"config.warmImageMapping", "an image or an image mapping",
 		"config.fileWarm", "a warm mapping",
 		"config.fileAdmin", "an admin mapping",
+		"config.fileLog", "a log mapping",
 	)
 )
 
@@ -169,7 +191,7 @@ func yamlError(path string, err error) error {
 }
 
 // apply validates the file's values and sets them on cfg.
-func (fc *fileConfig) apply(cfg *Config, getenv func(string) string) error {
+func (fc *fileConfig) apply(cfg *Config, getenv func(string) string, replaced bool) error {
 	if fc.Listen != nil {
 		if err := checkListen(*fc.Listen); err != nil {
 			return fmt.Errorf("listen: %w", err)
@@ -196,7 +218,7 @@ func (fc *fileConfig) apply(cfg *Config, getenv func(string) string) error {
 		seen := make(map[string]bool)
 		for i, fu := range fc.Upstreams {
 			key := fmt.Sprintf("upstreams[%d]", i)
-			u, err := fu.upstream(key, getenv)
+			u, err := fu.upstream(key, getenv, replaced)
 			if err != nil {
 				return err
 			}
@@ -221,6 +243,19 @@ func (fc *fileConfig) apply(cfg *Config, getenv func(string) string) error {
 	if err := fc.Warm.apply(&cfg.Warm); err != nil {
 		return err
 	}
+	if err := fc.Log.apply(&cfg.Log); err != nil {
+		return err
+	}
+	if fc.Metrics != nil {
+		cfg.Metrics = *fc.Metrics
+	}
+	if fc.ShutdownGrace != nil {
+		d, err := parseTimeout(*fc.ShutdownGrace)
+		if err != nil {
+			return fmt.Errorf("shutdown_grace: %w", err)
+		}
+		cfg.ShutdownGrace = d
+	}
 	return fc.Admin.apply(&cfg.Admin, getenv)
 }
 
@@ -237,8 +272,8 @@ func checkDefault(cfg *Config) error {
 }
 
 // upstream validates one entry, named key in errors, and resolves its
-// password.
-func (fu *fileUpstream) upstream(key string, getenv func(string) string) (Upstream, error) {
+// password unless the entry is replaced by flags.
+func (fu *fileUpstream) upstream(key string, getenv func(string) string, replaced bool) (Upstream, error) {
 	if err := checkName(fu.Name); err != nil {
 		return Upstream{}, fmt.Errorf("%s.name: %w", key, err)
 	}
@@ -267,6 +302,15 @@ func (fu *fileUpstream) upstream(key string, getenv func(string) string) (Upstre
 		}
 	}
 
+	if fu.RateLimitFloor != nil {
+		if up.RateLimitFloor, err = parseFloor(*fu.RateLimitFloor); err != nil {
+			return Upstream{}, fmt.Errorf("%s.ratelimit_floor: %w", key, err)
+		}
+	}
+
+	if replaced {
+		return up, nil
+	}
 	up.Username = fu.Username
 	up.Password, err = fu.password(key, getenv)
 	return up, err

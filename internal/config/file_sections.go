@@ -166,3 +166,21 @@ func (fa *fileAdmin) apply(a *Admin, getenv func(string) string) error {
 	a.Token = token
 	return nil
 }
+
+// apply validates the log section and sets it on l.
+func (fl *fileLog) apply(l *Log) error {
+	if fl.Format != nil {
+		if err := checkLogFormat(*fl.Format); err != nil {
+			return fmt.Errorf("log.format: %w", err)
+		}
+		l.Format = *fl.Format
+	}
+	if fl.Level != nil {
+		level, err := parseLevel(*fl.Level)
+		if err != nil {
+			return fmt.Errorf("log.level: %w", err)
+		}
+		l.Level = level
+	}
+	return nil
+}

@@ -23,6 +23,12 @@ import (
 //	                     file or the defaults, and the first is the default
 //	--max-size SIZE      bound on the store, e.g. 50GiB (storage.max_size)
 //	--admin-listen ADDR  address of the admin API (admin.listen)
+//	--log-format FORMAT  text or json (log.format)
+//	--log-level LEVEL    debug, info, warn or error (log.level)
+//
+// A configuration file may also be given as the one argument, before or
+// after the flags: `entrepot serve entrepot.yaml`. ENTREPOT_LOG_LEVEL sets
+// the log level over the file, and --log-level over both.
 //
 // Once file and flags are applied, the admin API's address is checked
 // against the rest: without a token it must be a loopback address, and it
@@ -43,14 +49,34 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags must come before it)", fs.Arg(0))
+		// `entrepot serve CONFIG.yaml`, as registry and zot take it, with
+		// flags before or after it.
+		if f.config != "" {
+			return nil, fmt.Errorf("unexpected argument %q: the configuration file is %q (--config)", fs.Arg(0), f.config)
+		}
+		f.config = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return nil, err
+		}
+		if fs.NArg() > 0 {
+			return nil, fmt.Errorf("unexpected argument %q: one configuration file only", fs.Arg(0))
+		}
 	}
 
 	cfg := Defaults()
 	if f.config != "" {
-		if err := loadFile(cfg, f.config, getenv); err != nil {
+		// Upstreams that --upstream replaces are checked, but their
+		// credentials are not read: they will not be used.
+		if err := loadFile(cfg, f.config, getenv, len(f.upstreams) > 0); err != nil {
 			return nil, err
 		}
+	}
+	if v := getenv("ENTREPOT_LOG_LEVEL"); v != "" {
+		level, err := parseLevel(v)
+		if err != nil {
+			return nil, fmt.Errorf("ENTREPOT_LOG_LEVEL: %w", err)
+		}
+		cfg.Log.Level = level
 	}
 	if err := f.apply(cfg); err != nil {
 		return nil, err
@@ -73,6 +99,8 @@ type flags struct {
 	// flag the way the others do.
 	maxSize     *string
 	adminListen *string
+	logFormat   *string
+	logLevel    *string
 }
 
 func (f *flags) flagSet() *flag.FlagSet {
@@ -111,6 +139,14 @@ func (f *flags) flagSet() *flag.FlagSet {
 		f.adminListen = &s
 		return nil
 	})
+	fs.Func("log-format", "`format` of the log: text or json (default text)", func(s string) error {
+		f.logFormat = &s
+		return nil
+	})
+	fs.Func("log-level", "least `level` logged: debug, info, warn or error (default info)", func(s string) error {
+		f.logLevel = &s
+		return nil
+	})
 	return fs
 }
 
@@ -146,6 +182,19 @@ func (f *flags) apply(cfg *Config) error {
 			return fmt.Errorf("--admin-listen: %w", err)
 		}
 		cfg.Admin.Listen = *f.adminListen
+	}
+	if f.logFormat != nil {
+		if err := checkLogFormat(*f.logFormat); err != nil {
+			return fmt.Errorf("--log-format: %w", err)
+		}
+		cfg.Log.Format = *f.logFormat
+	}
+	if f.logLevel != nil {
+		level, err := parseLevel(*f.logLevel)
+		if err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		cfg.Log.Level = level
 	}
 	if len(f.upstreams) == 0 {
 		return nil

@@ -21,7 +21,9 @@ func TestParseErrors(t *testing.T) {
 		// Command line.
 		{name: "unknown flag", setup: setup{args: []string{"--nope"}}, want: []string{"-nope"}},
 		{name: "flag without value", setup: setup{args: []string{"--listen"}}, want: []string{"-listen"}},
-		{name: "positional argument", setup: setup{args: []string{"--data", "d", "extra"}}, want: []string{`unexpected argument "extra"`}},
+		{name: "positional argument not a file", setup: setup{args: []string{"--data", "d", "extra"}}, want: []string{`--config: open extra: no such file or directory`}},
+		{name: "two positional arguments", setup: setup{args: []string{"a.yaml", "b.yaml"}}, want: []string{`unexpected argument "b.yaml": one configuration file only`}},
+		{name: "positional argument and --config", setup: setup{args: []string{"--config", "a.yaml", "b.yaml"}}, want: []string{`unexpected argument "b.yaml": the configuration file is "a.yaml" (--config)`}},
 		{name: "--upstream without =", setup: setup{args: []string{"--upstream", "foo"}}, want: []string{`--upstream "foo": want NAME=URL`}},
 		{name: "--upstream uppercase name", setup: setup{args: []string{"--upstream", "Foo=https://foo"}}, want: []string{`--upstream "Foo=https://foo": name "Foo" must be a lowercase host name`}},
 		{name: "--upstream empty name", setup: setup{args: []string{"--upstream", "=https://foo"}}, want: []string{`--upstream "=https://foo": name is required`}},

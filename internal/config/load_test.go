@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ func upstream(t *testing.T, name, rawURL string) Upstream {
 		ConnectTimeout:        5 * time.Second,
 		ResponseHeaderTimeout: 8 * time.Second,
 		IdleTimeout:           30 * time.Second,
+		RateLimitFloor:        Floor{Fraction: 0.10},
 	}
 }
 
@@ -84,6 +86,10 @@ func TestDefaults(t *testing.T) {
 		Upstreams: builtinUpstreams(t),
 		Storage:   Storage{HighWatermark: 0.95, LowWatermark: 0.85},
 		Admin:     Admin{Listen: "127.0.0.1:5001"},
+		Log:       Log{Format: "text", Level: slog.LevelInfo},
+		Metrics:   true,
+
+		ShutdownGrace: 30 * time.Second,
 	}
 	got := Defaults()
 	if !reflect.DeepEqual(got, want) {
