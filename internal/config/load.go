@@ -108,16 +108,18 @@ func (f *flags) flagSet() *flag.FlagSet {
 	// Errors are returned to main, which reports them once; package flag
 	// would otherwise print them (and the usage) itself.
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&f.config, "config", "", "YAML configuration `file`")
-	fs.Func("listen", "`address` to listen on (default :5000)", func(s string) error {
+	// The usage strings are the help's (Usage): the word in backquotes is
+	// the argument's name. Each flag's key and default are in flagDocs.
+	fs.StringVar(&f.config, "config", "", "read the configuration from the YAML `FILE`, as the argument CONFIG.yaml does")
+	fs.Func("listen", "serve the registry API on `ADDR`", func(s string) error {
 		f.listen = &s
 		return nil
 	})
-	fs.Func("data", "`directory` of the store (default ./data)", func(s string) error {
+	fs.Func("data", "keep the store in `DIR`", func(s string) error {
 		f.data = &s
 		return nil
 	})
-	fs.Func("prefetch", "blobs filled at once per upstream after a manifest miss; 0 = off (default 4)", func(s string) error {
+	fs.Func("prefetch", "after a manifest miss, fill up to `N` of its blobs at once per upstream in the background; 0 turns it off", func(s string) error {
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			return err
@@ -127,23 +129,23 @@ func (f *flags) flagSet() *flag.FlagSet {
 	})
 	// Values are only collected here: an error returned from a flag.Func
 	// would come back wrapped as `invalid value "..." for flag -upstream`.
-	fs.Func("upstream", "upstream registry as `NAME=URL`, repeatable", func(s string) error {
+	fs.Func("upstream", "add the upstream `NAME=URL`: the registry at URL, addressed as NAME; repeatable, the flags replace the whole upstream list and the first is the default", func(s string) error {
 		f.upstreams = append(f.upstreams, s)
 		return nil
 	})
-	fs.Func("max-size", "bound on the store's content, e.g. 50GiB; 0 = none (default 0)", func(s string) error {
+	fs.Func("max-size", "bound the store's content to `SIZE`, e.g. 50GiB; 0 means no bound", func(s string) error {
 		f.maxSize = &s
 		return nil
 	})
-	fs.Func("admin-listen", "`address` of the admin API (default 127.0.0.1:5001)", func(s string) error {
+	fs.Func("admin-listen", "serve the admin API on `ADDR`; without a token, a loopback address", func(s string) error {
 		f.adminListen = &s
 		return nil
 	})
-	fs.Func("log-format", "`format` of the log: text or json (default text)", func(s string) error {
+	fs.Func("log-format", "write the log as `FORMAT`: text or json", func(s string) error {
 		f.logFormat = &s
 		return nil
 	})
-	fs.Func("log-level", "least `level` logged: debug, info, warn or error (default info)", func(s string) error {
+	fs.Func("log-level", "log from `LEVEL` up: debug, info, warn or error", func(s string) error {
 		f.logLevel = &s
 		return nil
 	})
