@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/config"
 	"github.com/entrepot/entrepot/internal/httpx"
+	"github.com/entrepot/entrepot/internal/metrics"
 	"github.com/entrepot/entrepot/internal/registry"
 	"github.com/entrepot/entrepot/internal/store"
 	"github.com/entrepot/entrepot/internal/store/fs"
@@ -49,7 +51,7 @@ func main() {
 	case "serve":
 		cfg, err := config.Parse(os.Args[2:], os.Getenv)
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Println(usage)
+			config.Usage(os.Stdout)
 			return
 		}
 		if err != nil {
@@ -62,10 +64,12 @@ func main() {
 		}
 	case "ls", "warm", "freeze", "unfreeze", "purge":
 		os.Exit(runClient(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
+	case "client-config":
+		os.Exit(runClientConfig(os.Args[2:], os.Stdout, os.Stderr))
 	case "version", "--version", "-v":
 		fmt.Println("entrepot", buildVersion())
 	case "help", "--help", "-h":
-		fmt.Println(usage)
+		os.Exit(runHelp(os.Args[2:], os.Stdout, os.Stderr))
 	default:
 		fail(2, fmt.Sprintf("entrepot: unknown command %q\n%s", os.Args[1], usage))
 	}
@@ -107,8 +111,11 @@ func serve(cfg *config.Config) error {
 		return fmt.Errorf("warm.images: %w", err)
 	}
 
+	met := metrics.New(c, ups)
+	adm.Handle("GET /metrics", met.Handler())
+	var draining atomic.Bool
 	srv := &http.Server{
-		Handler:           routes(registry.New(c, ups, cfg.Default, log), st, log),
+		Handler:           routes(registry.New(c, ups, cfg.Default, log), listener{st: st, log: log, metrics: met, publicMetrics: cfg.Metrics, draining: &draining}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: a large blob to a slow client takes as long
@@ -145,18 +152,29 @@ func serve(cfg *config.Config) error {
 		return err
 	case <-ctx.Done():
 	}
-	stop() // a second signal ends the process at once
-	log.Info("shutting down: draining requests", "timeout", drainTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	stop()               // a second signal ends the process at once
+	draining.Store(true) // /readyz answers 503 from now on
+	log.Info("shutting down: running pulls and fills may finish", "grace", cfg.ShutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	adminSrv.Close() // a warm-up's stream ends; its fills end with the cache
-	if err := srv.Shutdown(shutdownCtx); errors.Is(err, context.DeadlineExceeded) {
+	err = srv.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
 		// Long downloads still running: cut them; their fills are
 		// cancelled with the cache and leave nothing behind.
-		log.Warn("drain timeout: closing remaining connections")
+		log.Warn("shutdown grace over: closing remaining connections")
 		return srv.Close()
 	} else if err != nil {
 		return err
+	}
+	// Fills no client waits for any more (prefetches) finish within the
+	// grace too; past it they are cancelled and leave nothing behind.
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-shutdownCtx.Done():
+		log.Warn("shutdown grace over: cancelling the fills still running")
 	}
 	return nil
 }
@@ -210,25 +228,47 @@ func notifyContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 }
 
-// routes is the server's mux: health checks, and the registry API behind
-// the request pipeline.
-func routes(reg http.Handler, st store.Store, log *slog.Logger) http.Handler {
-	// Metrics and client authentication attach here, in this order.
-	metrics, auth := httpx.Middleware(httpx.Pass), httpx.Middleware(httpx.Pass)
-	api := httpx.Chain(reg, httpx.RequestID, httpx.AccessLog(log), metrics, auth)
+// listener is what the registry API's listener serves besides the API.
+type listener struct {
+	st      store.Store
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	// publicMetrics serves /metrics on this listener too (metrics: true).
+	publicMetrics bool
+	// draining is set once shutdown begins: /readyz answers 503.
+	draining *atomic.Bool
+}
+
+// routes is the server's mux: health checks, metrics, and the registry API
+// behind the request pipeline.
+func routes(reg http.Handler, s listener) http.Handler {
+	// Client authentication attaches here, after metrics.
+	auth := httpx.Middleware(httpx.Pass)
+	count := httpx.Middleware(httpx.Pass)
+	if s.metrics != nil {
+		count = s.metrics.Middleware
+	}
+	api := httpx.Chain(reg, httpx.RequestID, httpx.AccessLog(s.log), count, auth)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := writable(r.Context(), st); err != nil {
-			log.Warn("not ready: store not writable", "err", err)
+		if s.draining != nil && s.draining.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if err := writable(r.Context(), s.st); err != nil {
+			s.log.Warn("not ready: store not writable", "err", err)
 			http.Error(w, "store not writable", http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ok\n")
 	})
+	if s.publicMetrics && s.metrics != nil {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	mux.Handle("/", api) // the registry API answers every other path, with OCI errors
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The mux would redirect a path with dot segments or doubled
@@ -263,9 +303,6 @@ func writable(ctx context.Context, st store.Store) error {
 	}
 	return st.Records.Put(ctx, "readyz", []byte(time.Now().UTC().Format(time.RFC3339)))
 }
-
-// drainTimeout bounds how long shutdown waits for requests in progress.
-const drainTimeout = 30 * time.Second
 
 // newLogger returns the server's logger: text or JSON lines on w, from
 // cfg.Level up.

@@ -50,7 +50,7 @@ func TestHealthChecks(t *testing.T) {
 		{"doubled slashes to the API, not redirected", good, "GET", "/v2/x//manifests/1", http.StatusTeapot},
 	} {
 		rec := httptest.NewRecorder()
-		routes(api, tc.st, slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		routes(api, listener{st: tc.st, log: slog.New(slog.DiscardHandler)}).ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
 		if rec.Code != tc.wantStatus {
 			t.Errorf("%s: %s %s = %d, want %d", tc.name, tc.method, tc.path, rec.Code, tc.wantStatus)
 		}

@@ -72,9 +72,14 @@ func (c *Cache) Blob(ctx context.Context, src Source, repo string, d digest.Dige
 		return b, err
 	}
 	for attempt := 0; ; attempt++ {
-		f := c.joinOrStartFill(src, repo, d)
+		f, joined := c.joinOrStartFill(src, repo, d)
 		err := f.waitFirstByte(ctx)
 		if err == nil {
+			r := Miss
+			if joined {
+				r = Joined
+			}
+			note(ctx, r)
 			return &Blob{Size: f.size, digest: d, fill: f, content: c.store.Content, release: c.pulled.open(d, c.now())}, nil
 		}
 		// A fill from another repository or source may fail where ours
@@ -96,19 +101,21 @@ func (c *Cache) openStored(ctx context.Context, d digest.Digest) (*Blob, error) 
 		return nil, err
 	}
 	c.Stats.BlobHits.Add(1)
+	note(ctx, Hit)
 	return &Blob{Size: size, digest: d, r: r, content: c.store.Content, release: c.pulled.open(d, c.now())}, nil
 }
 
-// joinOrStartFill returns the fill of blob d under way, or starts one.
-func (c *Cache) joinOrStartFill(src Source, repo string, d digest.Digest) *fill {
+// joinOrStartFill returns the fill of blob d under way (joined), or starts
+// one.
+func (c *Cache) joinOrStartFill(src Source, repo string, d digest.Digest) (f *fill, joined bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f := c.fills[d]; f != nil && !f.failed() {
 		c.Stats.BlobJoins.Add(1)
-		return f
+		return f, true
 	}
 	c.Stats.BlobMisses.Add(1)
-	return c.startFill(src, repo, d, false)
+	return c.startFill(src, repo, d, false), false
 }
 
 // startFill starts a fill of d. Called with c.mu held. The fill holds one
@@ -138,6 +145,9 @@ func (c *Cache) startFill(src Source, repo string, d digest.Digest, slotted bool
 // store, from a fill under way, or from the source.
 func (c *Cache) StatBlob(ctx context.Context, src Source, repo string, d digest.Digest) (int64, error) {
 	size, err := c.store.Content.Stat(ctx, d)
+	if err == nil {
+		note(ctx, Hit)
+	}
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
 		return size, err
 	}
@@ -146,10 +156,15 @@ func (c *Cache) StatBlob(ctx context.Context, src Source, repo string, d digest.
 	c.mu.Unlock()
 	if f != nil {
 		if size, ok := f.knownSize(); ok {
+			note(ctx, Joined)
 			return size, nil
 		}
 	}
-	return src.StatBlob(ctx, repo, d)
+	size, err = src.StatBlob(ctx, repo, d)
+	if err == nil {
+		note(ctx, Miss) // asked the source; nothing stored
+	}
+	return size, err
 }
 
 // Filling returns the number of blob fills under way.
@@ -179,3 +194,38 @@ func copyN(dst io.Writer, r io.Reader, n int64) error {
 	}
 	return nil
 }
+
+// FillState is a fill under way, as the dashboard shows it.
+type FillState struct {
+	Source, Repo string
+	Digest       digest.Digest
+	// Size is -1 while the source has not said; Written counts the bytes
+	// arrived.
+	Size, Written int64
+}
+
+// Fills returns the blob fills under way.
+func (c *Cache) Fills() []FillState {
+	c.mu.Lock()
+	fills := make([]*fill, 0, len(c.fills))
+	for _, f := range c.fills {
+		fills = append(fills, f)
+	}
+	c.mu.Unlock()
+	out := make([]FillState, len(fills))
+	for i, f := range fills {
+		f.mu.RLock()
+		out[i] = FillState{Source: f.source, Repo: f.repo, Digest: f.digest, Size: -1, Written: f.written}
+		f.mu.RUnlock()
+		if size, ok := f.knownSize(); ok {
+			out[i].Size = size
+		}
+	}
+	return out
+}
+
+// Usage is how much the store's content holds.
+func (c *Cache) Usage(ctx context.Context) (store.Usage, error) { return c.store.Content.Usage(ctx) }
+
+// MaxSize is the store's bound (0: none).
+func (c *Cache) MaxSize() int64 { return c.limits.MaxSize }

@@ -155,14 +155,21 @@ func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cac
 
 // flight runs fn once for all concurrent callers with the same key. fn runs
 // under the cache's context, not the first caller's, so one impatient client
-// cannot fail the others; each caller waits on its own context.
-func (c *Cache) flight(ctx context.Context, key string, fn func(context.Context) (any, error)) (any, error) {
+// cannot fail the others; each caller waits on its own context. fn says
+// what it did (a Result), which is noted for each caller: a miss is a join
+// for those who shared it.
+func (c *Cache) flight(ctx context.Context, key string, fn func(context.Context) (any, Result, error)) (any, error) {
+	type flown struct {
+		v any
+		r Result
+	}
 	ch := make(chan singleflight.Result, 1)
 	started := c.spawn(func() {
 		v, err, shared := c.docs.Do(key, func() (any, error) {
 			fctx, cancel := context.WithTimeout(c.ctx, documentTimeout)
 			defer cancel()
-			return fn(fctx)
+			v, r, err := fn(fctx)
+			return flown{v, r}, err
 		})
 		ch <- singleflight.Result{Val: v, Err: err, Shared: shared}
 	})
@@ -170,8 +177,15 @@ func (c *Cache) flight(ctx context.Context, key string, fn func(context.Context)
 		return nil, ErrClosed
 	}
 	select {
-	case r := <-ch:
-		return r.Val, r.Err
+	case res := <-ch:
+		f, _ := res.Val.(flown)
+		if res.Err == nil {
+			if f.r == Miss && res.Shared {
+				f.r = Joined
+			}
+			note(ctx, f.r)
+		}
+		return f.v, res.Err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -207,6 +221,20 @@ func staleOr[T any](c *Cache, src Source, cached *T, err error, what ...any) (*T
 	}
 	c.noteStale(append(what, "upstream", src.Name(), "err", err)...)
 	return cached, nil
+}
+
+// budgeted is a Source with a rate-limit budget (*upstream.Client).
+type budgeted interface {
+	// Saving tells whether the remaining budget is under its floor: it
+	// is kept for content the cache does not hold.
+	Saving() bool
+}
+
+// spare tells whether src's budget is to be spared: a cached tag is then
+// served without revalidation.
+func (c *Cache) spare(src Source) bool {
+	b, ok := src.(budgeted)
+	return ok && b.Saving()
 }
 
 // noteStale counts and logs a cached answer served in place of the

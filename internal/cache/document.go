@@ -103,22 +103,29 @@ func (c *Cache) referrersByTag(ctx context.Context, src Source, repo string, d d
 // stale-if-error. what describes the document for the log.
 func (c *Cache) document(ctx context.Context, src Source, key string, fetch func(context.Context) (*Document, error), what ...any) (*Document, error) {
 	if doc, fresh := c.loadDocument(ctx, src, key); fresh {
+		note(ctx, Hit)
 		return doc, nil
 	} else if doc != nil && src.Failing() {
 		c.noteStale(append(what, "upstream", src.Name(), "err", "failing lately")...)
+		note(ctx, Stale)
 		return doc, nil
 	}
-	v, err := c.flight(ctx, key, func(ctx context.Context) (any, error) {
+	v, err := c.flight(ctx, key, func(ctx context.Context) (any, Result, error) {
 		cached, fresh := c.loadDocument(ctx, src, key)
 		if fresh {
-			return cached, nil
+			return cached, Hit, nil
 		}
 		doc, err := fetch(ctx)
 		if err != nil {
-			return staleOr(c, src, cached, err, what...)
+			doc, err := staleOr(c, src, cached, err, what...)
+			return doc, Stale, err
 		}
 		doc.Checked = c.now()
-		return doc, c.putJSON(ctx, key, doc)
+		r := Miss
+		if cached != nil {
+			r = Revalidated
+		}
+		return doc, r, c.putJSON(ctx, key, doc)
 	})
 	if err != nil {
 		return nil, err

@@ -69,6 +69,7 @@ func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, err
 		if prev, perr := c.storedManifest(ctx, rec.Previous, true); perr == nil {
 			if m, perr := c.negotiate(ctx, q, prev); perr == nil {
 				c.noteStale("upstream", q.Source.Name(), "repo", q.Repo, "tag", q.Tag, "served", rec.Previous, "err", err)
+				note(ctx, Stale)
 				return m, nil
 			}
 		}
@@ -104,6 +105,7 @@ func (c *Cache) manifestByDigest(ctx context.Context, src Source, repo string, w
 	if err == nil {
 		c.Stats.ManifestHits.Add(1)
 		c.pulled.touch(m.Digest, c.now())
+		note(ctx, Hit)
 		return m, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
@@ -111,15 +113,17 @@ func (c *Cache) manifestByDigest(ctx context.Context, src Source, repo string, w
 	}
 	if head {
 		if want.MediaType != "" {
+			note(ctx, Hit) // the tag's record says all a HEAD needs
 			return want, nil
 		}
 		return c.headManifest(ctx, src, repo, want.Digest)
 	}
-	v, err := c.flight(ctx, "manifest "+src.Name()+"/"+repo+"@"+want.Digest.String(), func(ctx context.Context) (any, error) {
+	v, err := c.flight(ctx, "manifest "+src.Name()+"/"+repo+"@"+want.Digest.String(), func(ctx context.Context) (any, Result, error) {
 		if m, err := c.storedManifest(ctx, want.Digest, false); err == nil {
-			return m, nil
+			return m, Hit, nil
 		}
-		return c.fetchManifest(ctx, src, repo, want.Digest.String(), want.Digest)
+		m, err := c.fetchManifest(ctx, src, repo, want.Digest.String(), want.Digest)
+		return m, Miss, err
 	})
 	if err != nil {
 		return nil, err
@@ -134,12 +138,17 @@ func (c *Cache) resolveTag(ctx context.Context, src Source, repo, tag string) (*
 	key := tagKey(src.Name(), repo, tag)
 	if rec, fresh := c.loadTag(ctx, src, key); fresh {
 		c.Stats.TagHits.Add(1)
+		note(ctx, Hit)
 		return rec, nil
 	} else if rec != nil && src.Failing() {
 		c.noteStale("upstream", src.Name(), "repo", repo, "tag", tag, "err", "failing lately")
+		note(ctx, Stale)
+		return rec, nil
+	} else if rec != nil && c.spare(src) {
+		note(ctx, Stale)
 		return rec, nil
 	}
-	v, err := c.flight(ctx, key, func(ctx context.Context) (any, error) {
+	v, err := c.flight(ctx, key, func(ctx context.Context) (any, Result, error) {
 		return c.revalidateTag(ctx, src, repo, tag, key)
 	})
 	if err != nil {
@@ -150,16 +159,17 @@ func (c *Cache) resolveTag(ctx context.Context, src Source, repo, tag string) (*
 
 // revalidateTag asks the source what the tag points to now, and stores
 // the answer.
-func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key string) (*tagRecord, error) {
+func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key string) (*tagRecord, Result, error) {
 	cached, fresh := c.loadTag(ctx, src, key)
 	if fresh { // refreshed by a flight that just ended
-		return cached, nil
+		return cached, Hit, nil
 	}
 	rec, stale, err := c.checkTag(ctx, src, repo, tag, cached)
 	if err != nil || stale {
-		return rec, err
+		return rec, Stale, err
 	}
-	return c.storeTag(ctx, src, repo, tag, rec, cached)
+	rec, err = c.storeTag(ctx, src, repo, tag, rec, cached)
+	return rec, Revalidated, err
 }
 
 // checkTag asks the source what the tag points to now, and returns the

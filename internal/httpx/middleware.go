@@ -27,11 +27,40 @@ func Chain(h http.Handler, mws ...Middleware) http.Handler {
 // configured.
 func Pass(h http.Handler) http.Handler { return h }
 
-type requestIDKey struct{}
+type infoKey struct{}
 
-// RequestID gives every request an id: the client's X-Request-Id when it
-// is a short, plain token, else a new random one. The answer carries it in
-// X-Request-Id, and log lines about the request name it.
+// Info is what the pipeline learns of one request, for the middlewares
+// that report it: its id (RequestID), and what the handler found out (the
+// upstream, repository and reference it routed to, the kind of request, and
+// what the cache did).
+type Info struct {
+	ID                  string
+	Upstream, Repo, Ref string
+	// Kind is manifest, blob, tags or referrers; empty for other paths.
+	Kind string
+	// Result is hit, miss, joined, revalidated or stale, as the handler
+	// set it; ResultOf tells the result a request ended with.
+	Result string
+}
+
+// ResultOf is the result a request ended with: denied for a 401 or 403,
+// error for any other failure, else what the handler set.
+func (i *Info) ResultOf(status int) string {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return "denied"
+	case status >= 400:
+		return "error"
+	case i.Result == "":
+		return "hit"
+	}
+	return i.Result
+}
+
+// RequestID gives every request an Info and an id: the client's
+// X-Request-Id when it is a short, plain token, else a new random one. The
+// answer carries it in X-Request-Id, and log lines about the request name
+// it.
 func RequestID(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
@@ -41,15 +70,21 @@ func RequestID(h http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, &Info{ID: id})))
 	})
 }
 
-// RequestIDOf returns the id RequestID gave the request of ctx, or "".
-func RequestIDOf(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+// InfoOf returns the Info of the request of ctx; one that goes nowhere when
+// RequestID did not run.
+func InfoOf(ctx context.Context) *Info {
+	if i, ok := ctx.Value(infoKey{}).(*Info); ok {
+		return i
+	}
+	return new(Info)
 }
+
+// RequestIDOf returns the id RequestID gave the request of ctx, or "".
+func RequestIDOf(ctx context.Context) string { return InfoOf(ctx).ID }
 
 // plainToken accepts an id of up to 64 letters, digits, '-', '_' and '.'.
 func plainToken(s string) bool {
@@ -65,27 +100,41 @@ func plainToken(s string) bool {
 	return true
 }
 
-// AccessLog logs every request, at debug level, with its status, the body
-// bytes sent and its duration.
+// AccessLog logs one line per request, at info level: the client's
+// address, the method and path, what the handler routed it to (upstream,
+// repository, reference), its result, status, body bytes sent, duration
+// and id. Never a header or a query: no credential or token reaches the
+// log from here (the path's parts are validated names, tags and digests).
 func AccessLog(log *slog.Logger) Middleware {
 	return func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !log.Enabled(r.Context(), slog.LevelDebug) {
+			if !log.Enabled(r.Context(), slog.LevelInfo) {
 				h.ServeHTTP(w, r)
 				return
 			}
 			start := time.Now()
-			rw := NewResponseWriter(w)
+			rw := Recorder(w)
 			defer func() {
-				log.LogAttrs(r.Context(), slog.LevelDebug, "request",
-					slog.String("request_id", RequestIDOf(r.Context())),
-					slog.String("method", r.Method), slog.String("path", r.URL.Path),
-					slog.Int("status", rw.Status()), slog.Int64("bytes", rw.Written()),
-					slog.Duration("duration", time.Since(start)))
+				info := InfoOf(r.Context())
+				log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+					slog.String("client", r.RemoteAddr), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+					slog.String("upstream", info.Upstream), slog.String("repo", info.Repo), slog.String("ref", info.Ref),
+					slog.String("result", info.ResultOf(rw.Status())), slog.Int("status", rw.Status()),
+					slog.Int64("bytes", rw.Written()), slog.Duration("duration", time.Since(start)),
+					slog.String("request_id", info.ID))
 			}()
 			h.ServeHTTP(rw, r)
 		})
 	}
+}
+
+// Recorder returns w as a *ResponseWriter: w itself when a middleware
+// outside recorded it already, so that the layers share one.
+func Recorder(w http.ResponseWriter) *ResponseWriter {
+	if rw, ok := w.(*ResponseWriter); ok {
+		return rw
+	}
+	return NewResponseWriter(w)
 }
 
 // ResponseWriter records the status and body size of an answer, for the

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -105,21 +106,40 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
-// The access log names the request's id, status and bytes sent, at debug
-// level.
+// The access log names the request's id, client, route, result, status
+// and bytes sent, at info level, and never a header's value.
 func TestAccessLog(t *testing.T) {
-	var buf strings.Builder
-	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusNotFound)
-		io.WriteString(w, "missing")
-	}), RequestID, AccessLog(log))
-	req := httptest.NewRequest(http.MethodGet, "/v2/x/manifests/1", nil)
-	req.Header.Set("X-Request-Id", "req-1")
-	h.ServeHTTP(httptest.NewRecorder(), req)
-	for _, want := range []string{"request_id=req-1", "method=GET", "path=/v2/x/manifests/1", "status=404", "bytes=7"} {
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("access log %q lacks %q", buf.String(), want)
+	for _, tc := range []struct {
+		status     int
+		result     string
+		wantResult string
+	}{
+		{http.StatusNotFound, "", "result=error"},
+		{http.StatusOK, "joined", "result=joined"},
+		{http.StatusOK, "", "result=hit"},
+		{http.StatusUnauthorized, "", "result=denied"},
+	} {
+		var buf strings.Builder
+		log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		h := Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			info := InfoOf(r.Context())
+			info.Upstream, info.Repo, info.Ref, info.Kind, info.Result = "docker.io", "library/x", "1", "manifest", tc.result
+			w.WriteHeader(tc.status)
+			io.WriteString(w, "missing")
+		}), RequestID, AccessLog(log))
+		req := httptest.NewRequest(http.MethodGet, "/v2/x/manifests/1", nil)
+		req.Header.Set("X-Request-Id", "req-1")
+		req.Header.Set("Authorization", "Bearer s3cret-token")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		line := buf.String()
+		for _, want := range []string{"level=INFO", "request_id=req-1", "client=192.0.2.1:1234", "method=GET", "path=/v2/x/manifests/1",
+			"upstream=docker.io", "repo=library/x", "ref=1", tc.wantResult, "status=" + strconv.Itoa(tc.status), "bytes=7", "duration="} {
+			if !strings.Contains(line, want) {
+				t.Errorf("access log %q lacks %q", line, want)
+			}
+		}
+		if strings.Contains(line, "s3cret") || strings.Count(line, "\n") != 1 {
+			t.Errorf("access log %q holds a credential or more than a line", line)
 		}
 	}
 }

@@ -6,6 +6,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,11 +39,104 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rt.NS != "" {
 			w.Header().Set("OCI-Namespace", rt.NS)
 		}
-		err = s.serve(w, r, rt)
+		ctx, out := cache.WithOutcome(r.Context())
+		r = r.WithContext(ctx)
+		info := describe(r, rt)
+		err = s.serve(&answer{ResponseWriter: w, info: info, out: out}, r, rt)
 	}
 	if err != nil {
 		s.writeError(w, r, rt, err)
 	}
+}
+
+// describe fills in the request's Info from its route, for the access log
+// and metrics.
+func describe(r *http.Request, rt route.Route) *httpx.Info {
+	info := httpx.InfoOf(r.Context())
+	if rt.Upstream != nil {
+		info.Upstream = rt.Upstream.Name()
+	}
+	info.Repo = rt.Repo
+	info.Ref = rt.Tag
+	if rt.Digest != "" {
+		info.Ref = rt.Digest.String()
+	}
+	info.Kind = kinds[rt.Kind]
+	return info
+}
+
+// kinds names the routes counted by kind.
+var kinds = map[route.Kind]string{route.Manifest: "manifest", route.Blob: "blob", route.Tags: "tags", route.Referrers: "referrers"}
+
+// answer is the response writer of a routed request: when the handler
+// sends its headers, the cache's result goes into the Info and an RFC 9211
+// Cache-Status header.
+type answer struct {
+	http.ResponseWriter
+	info  *httpx.Info
+	out   *cache.Outcome
+	wrote bool
+}
+
+func (a *answer) WriteHeader(code int) {
+	if !a.wrote {
+		a.wrote = true
+		if code < 400 && a.info.Kind != "" {
+			res := a.out.Result()
+			if res == cache.None {
+				res = cache.Hit
+			}
+			a.info.Result = res.String()
+			a.Header().Set("Cache-Status", cacheStatus(res))
+		}
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *answer) Write(p []byte) (int, error) {
+	if !a.wrote {
+		a.WriteHeader(http.StatusOK)
+	}
+	return a.ResponseWriter.Write(p)
+}
+
+// ReadFrom keeps sendfile: net/http's own ReadFrom sends a file with it.
+func (a *answer) ReadFrom(r io.Reader) (int64, error) {
+	if !a.wrote {
+		a.WriteHeader(http.StatusOK)
+	}
+	return a.ResponseWriter.(io.ReaderFrom).ReadFrom(r)
+}
+
+// Unwrap returns the writer underneath, for http.ResponseController.
+func (a *answer) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+// cacheStatus is the Cache-Status value (RFC 9211) of a result.
+func cacheStatus(r cache.Result) string {
+	switch r {
+	case cache.Miss:
+		return "Entrepot; fwd=miss; stored"
+	case cache.Joined:
+		return "Entrepot; hit; collapsed"
+	case cache.Revalidated:
+		return "Entrepot; fwd=stale; fwd-status=200"
+	case cache.Stale:
+		return "Entrepot; hit; detail=stale"
+	}
+	return "Entrepot; hit"
+}
+
+// errorStatus is the Cache-Status value of an error answer: forwarded, with
+// the upstream's status, when the upstream gave the error.
+func errorStatus(err error) string {
+	var ue *upstream.Error
+	switch {
+	case errors.As(err, &ue) && ue.Status > 0:
+		return "Entrepot; fwd=miss; fwd-status=" + strconv.Itoa(ue.Status)
+	case errors.As(err, &ue):
+		return "Entrepot; fwd=miss; detail=no-answer"
+	}
+	return "Entrepot; detail=error"
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route.Route) error {
@@ -102,6 +196,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, rt route.Rou
 		return // the client left; nobody to answer
 	}
 	e := toHTTP(err, rt.Kind)
+	if rt.Kind != route.Base {
+		w.Header().Set("Cache-Status", errorStatus(err))
+	}
 	level := slog.LevelDebug
 	if e.Status >= 500 {
 		level = slog.LevelWarn

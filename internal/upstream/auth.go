@@ -154,7 +154,7 @@ func (c *Client) fetchToken(ctx context.Context, ch challenge, scope string) (to
 	if c.username != "" {
 		auth = c.basicAuth()
 	}
-	resp, err := c.send(ctx, http.MethodGet, realm.String(), nil, auth)
+	resp, err := c.send(ctx, http.MethodGet, "token", realm.String(), nil, auth)
 	if err != nil {
 		return token{}, err
 	}

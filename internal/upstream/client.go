@@ -53,7 +53,28 @@ type Client struct {
 	useBasic atomic.Bool
 
 	health *Health
+	budget budget
+	// observer is told of every request and of the body bytes read.
+	observer Observer
 }
+
+// Observer is told of the client's traffic, for metrics. Its methods must
+// be quick and safe for concurrent use.
+type Observer interface {
+	// Request: one request sent, of kind manifest, blob, tags, referrers,
+	// token or ping; code is the answer's status, 0 when there was none.
+	Request(upstream, method, kind string, code int)
+	// Received: n body bytes read from the upstream.
+	Received(upstream string, n int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Request(string, string, string, int) {}
+func (nopObserver) Received(string, int)                {}
+
+// Observe makes o the client's observer. Call it before the first request.
+func (c *Client) Observe(o Observer) { c.observer = o }
 
 // New returns a Client for cfg, as package config built and validated it
 // (config.NewUpstream sets the documented defaults). cfg.URL must be set;
@@ -82,7 +103,9 @@ func New(cfg config.Upstream, transport http.RoundTripper, log *slog.Logger) *Cl
 		ttl:      cfg.TTL,
 		log:      log,
 		now:      time.Now,
+		observer: nopObserver{},
 	}
+	c.budget.floor = cfg.RateLimitFloor
 	c.health = newHealth(func() time.Time { return c.now() })
 	c.http = &http.Client{Transport: transport, CheckRedirect: checkRedirect}
 	return c
@@ -141,24 +164,37 @@ func (c *Client) Do(ctx context.Context, method, repo, path string, query url.Va
 	target := u.String()
 	scope := "repository:" + repo + ":pull"
 
-	resp, err := c.authorized(ctx, method, target, scope, header)
+	resp, err := c.authorized(ctx, method, kindOf(path), target, scope, header)
 	if err != nil {
 		c.noteFailure(ctx, err)
 		return nil, err
 	}
 	c.health.succeeded()
-	if v := resp.Header.Get("Ratelimit-Remaining"); v != "" {
-		c.log.Debug("upstream rate limit", "upstream", c.name, "ratelimit-remaining", v)
-	}
 	return resp, nil
+}
+
+// kindOf names the kind of a request path for metrics: manifest, blob,
+// tags or referrers.
+func kindOf(path string) string {
+	switch first, _, _ := strings.Cut(path, "/"); first {
+	case "manifests":
+		return "manifest"
+	case "blobs":
+		return "blob"
+	case "tags":
+		return "tags"
+	case "referrers":
+		return "referrers"
+	}
+	return "other"
 }
 
 // authorized sends the request with the credentials that scope needs,
 // answering one 401 challenge, and returns the response when the status
 // is below 400.
-func (c *Client) authorized(ctx context.Context, method, target, scope string, header http.Header) (*http.Response, error) {
+func (c *Client) authorized(ctx context.Context, method, kind, target, scope string, header http.Header) (*http.Response, error) {
 	auth := c.cachedAuth(scope)
-	resp, err := c.send(ctx, method, target, header, auth)
+	resp, err := c.send(ctx, method, kind, target, header, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +204,7 @@ func (c *Client) authorized(ctx context.Context, method, target, scope string, h
 		if err != nil {
 			return nil, err
 		}
-		resp, err = c.send(ctx, method, target, header, auth)
+		resp, err = c.send(ctx, method, kind, target, header, auth)
 		if err != nil {
 			return nil, err
 		}
@@ -207,10 +243,12 @@ func validPath(path string) bool {
 	return true
 }
 
-// send makes one request (the client follows redirects) and wraps the
-// response body so that it is abandoned when it stalls. auth is the value
-// of the Authorization header, or "" for none.
-func (c *Client) send(ctx context.Context, method, target string, header http.Header, auth string) (*http.Response, error) {
+// send makes one request of kind (for metrics; the client follows
+// redirects) and wraps the response body so that it is abandoned when it
+// stalls and its bytes are counted. auth is the value of the Authorization
+// header, or "" for none. Every answer's rate-limit headers update the
+// budget.
+func (c *Client) send(ctx context.Context, method, kind, target string, header http.Header, auth string) (*http.Response, error) {
 	// cancel aborts the request when the body stalls; the body's Close
 	// calls it too, releasing the context.
 	parent := ctx
@@ -233,12 +271,15 @@ func (c *Client) send(ctx context.Context, method, target string, header http.He
 	resp, err := c.http.Do(req)
 	if err != nil {
 		cancel()
+		c.observer.Request(c.name, method, kind, 0)
 		return nil, c.transportError(err)
 	}
+	c.observer.Request(c.name, method, kind, resp.StatusCode)
+	c.noteBudget(resp.Header)
 	resp.Body = newIdleBody(resp.Body, c.idle, cancel, c.name, func() {
 		if parent.Err() == nil { // not the caller's doing
 			c.health.failed()
 		}
-	})
+	}, func(n int) { c.observer.Received(c.name, n) })
 	return resp, nil
 }

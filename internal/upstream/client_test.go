@@ -237,6 +237,7 @@ func TestRequest(t *testing.T) {
 	requests := make(chan *http.Request, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests <- r.Clone(context.Background())
+		w.Header().Set("Ratelimit-Limit", "100;w=21600")
 		w.Header().Set("Ratelimit-Remaining", "76;w=21600")
 		io.WriteString(w, `{"name":"library/alpine","tags":["latest"]}`)
 	}))
@@ -263,9 +264,10 @@ func TestRequest(t *testing.T) {
 	if v := got.Header.Get("Authorization"); v != "" {
 		t.Errorf("the caller's Authorization was forwarded: %q", v)
 	}
-	if !strings.Contains(logs.String(), `level=DEBUG`) || !strings.Contains(logs.String(), `ratelimit-remaining="76;w=21600"`) {
-		t.Errorf("log %q lacks the debug ratelimit-remaining line", logs.String())
+	if b := c.Budget(); b.Limit != 100 || b.Remaining != 76 || b.Window != 6*time.Hour || b.Saving || b.Floor != 10 {
+		t.Errorf("budget %+v, want 76 of 100 in 6h, floor 10, not saving", b)
 	}
+	_ = logs
 }
 
 func TestInvalidInput(t *testing.T) {

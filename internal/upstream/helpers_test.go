@@ -68,7 +68,7 @@ func newTestClient(t *testing.T, rawURL string, transport http.RoundTripper, edi
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Upstream{Name: "test", URL: u}
+	cfg := config.Upstream{Name: "test", URL: u, RateLimitFloor: config.Floor{Fraction: 0.10}}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -57,7 +57,7 @@ func TestRateLimited(t *testing.T) {
 		t.Errorf("upstream got %d requests, want 1", n)
 	}
 	log := logs.String()
-	if strings.Count(log, "level=WARN") != 1 ||
+	if strings.Count(log, "rate limit reached") != 1 ||
 		!strings.Contains(log, `ratelimit-limit="100;w=21600"`) || !strings.Contains(log, `ratelimit-remaining="0;w=21600"`) {
 		t.Errorf("want one warning with the rate-limit headers, log:\n%s", log)
 	}

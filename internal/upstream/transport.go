@@ -66,12 +66,13 @@ type idleBody struct {
 	upstream string
 	cancel   context.CancelFunc // aborts the request
 	failed   func()             // called when a read fails: the upstream's fault
+	received func(n int)        // told of the bytes of each read
 	timer    *time.Timer        // armed during Read; fires cancel
 	stalled  atomic.Bool        // set when the timer fired
 }
 
-func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc, upstream string, failed func()) *idleBody {
-	b := &idleBody{rc: rc, idle: idle, upstream: upstream, cancel: cancel, failed: failed}
+func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc, upstream string, failed func(), received func(int)) *idleBody {
+	b := &idleBody{rc: rc, idle: idle, upstream: upstream, cancel: cancel, failed: failed, received: received}
 	if idle > 0 {
 		b.timer = time.AfterFunc(idle, func() {
 			b.stalled.Store(true)
@@ -89,6 +90,9 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if b.timer != nil {
 		b.timer.Stop()
+	}
+	if n > 0 {
+		b.received(n)
 	}
 	switch {
 	case err == nil || err == io.EOF: // io.EOF unwrapped, as io.Reader promises
