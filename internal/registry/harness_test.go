@@ -18,6 +18,7 @@ import (
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/config"
 	"github.com/entrepot/entrepot/internal/httpx"
+	"github.com/entrepot/entrepot/internal/metrics"
 	"github.com/entrepot/entrepot/internal/registry"
 	"github.com/entrepot/entrepot/internal/store/fs"
 	"github.com/entrepot/entrepot/internal/upstream"
@@ -109,6 +110,8 @@ type cacheServer struct {
 	cancel context.CancelFunc // ends the cache's fills
 	once   sync.Once          // of Close
 	owned  bool               // the server opened dir, and closes it
+	// metrics count what the server answers, as in cmd/entrepot.
+	metrics *metrics.Metrics
 }
 
 type options struct {
@@ -163,10 +166,11 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 		}
 		ups = append(ups, upstream.New(cfg, opt.transport, log))
 	}
-	srv := httptest.NewUnstartedServer(registry.New(c, ups, "docker.io", log))
+	met := metrics.New(c, ups)
+	srv := httptest.NewUnstartedServer(httpx.Chain(registry.New(c, ups, "docker.io", log), httpx.RequestID, met.Middleware))
 	httpx.Tune(srv.Config) // as cmd/entrepot serves
 	srv.Start()
-	cs := &cacheServer{Server: srv, cache: c, dir: dir, cancel: cancel, owned: owned}
+	cs := &cacheServer{Server: srv, cache: c, dir: dir, cancel: cancel, owned: owned, metrics: met}
 	t.Cleanup(cs.Close)
 	return cs
 }
