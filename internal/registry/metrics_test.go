@@ -88,15 +88,15 @@ func TestMetricsAndCacheStatus(t *testing.T) {
 
 	m := scrape(t, cs)
 	for series, want := range map[string]float64{
-		`entrepot_requests_total{kind="manifest",result="miss",upstream="docker.io"}`: 1,
-		`entrepot_requests_total{kind="manifest",result="hit",upstream="docker.io"}`:  1,
-		`entrepot_requests_total{kind="blob",result="miss",upstream="docker.io"}`:     1,
-		`entrepot_requests_total{kind="blob",result="hit",upstream="docker.io"}`:      1,
-		`entrepot_served_bytes_total{upstream="docker.io"}`:                           float64(served),
+		`entrepot_requests_total{kind="manifest",result="miss",upstream="docker.io"}`:                1,
+		`entrepot_requests_total{kind="manifest",result="hit",upstream="docker.io"}`:                 1,
+		`entrepot_requests_total{kind="blob",result="miss",upstream="docker.io"}`:                    1,
+		`entrepot_requests_total{kind="blob",result="hit",upstream="docker.io"}`:                     1,
+		`entrepot_served_bytes_total{upstream="docker.io"}`:                                          float64(served),
 		`entrepot_upstream_requests_total{code="200",kind="blob",method="GET",upstream="docker.io"}`: 1,
-		`entrepot_request_duration_seconds_count{kind="manifest"}`:                                    2,
-		`entrepot_fills_in_flight{upstream="docker.io"}`:                                              0,
-		`entrepot_upstream_blocked_until_seconds{upstream="docker.io"}`:                               0,
+		`entrepot_request_duration_seconds_count{kind="manifest"}`:                                   2,
+		`entrepot_fills_in_flight{upstream="docker.io"}`:                                             0,
+		`entrepot_upstream_blocked_until_seconds{upstream="docker.io"}`:                              0,
 	} {
 		if got, ok := m[series]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
