@@ -76,12 +76,6 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Gather returns the current values, for the dashboard and tests.
-func (m *Metrics) Gather() (prometheus.Gatherer, error) { return m.reg, nil }
-
-// Registry is where the metrics are registered.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // Middleware counts each registry API answer by the Info the handler
 // filled in: its result, the bytes sent and how long it took. Requests
 // of no kind (the /v2/ ping, unknown paths) count only their bytes.

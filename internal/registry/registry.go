@@ -105,7 +105,10 @@ func (a *answer) ReadFrom(r io.Reader) (int64, error) {
 	if !a.wrote {
 		a.WriteHeader(http.StatusOK)
 	}
-	return a.ResponseWriter.(io.ReaderFrom).ReadFrom(r)
+	if rf, ok := a.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{a.ResponseWriter}, r)
 }
 
 // Unwrap returns the writer underneath, for http.ResponseController.
