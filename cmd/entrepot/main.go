@@ -32,6 +32,7 @@ import (
 	"github.com/entrepot/entrepot/internal/admin"
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/config"
+	"github.com/entrepot/entrepot/internal/dashboard"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/metrics"
 	"github.com/entrepot/entrepot/internal/registry"
@@ -113,9 +114,14 @@ func serve(cfg *config.Config) error {
 
 	met := metrics.New(c, ups)
 	adm.Handle("GET /metrics", met.Handler())
+	dash := dashboard.New(c, ups, dashboard.Options{Counters: met.Counters(), Version: buildVersion()})
+	dash.Register(adm)
+	dashCtx, stopDash := context.WithCancel(context.Background())
+	defer stopDash()
+	go dash.Run(dashCtx)
 	var draining atomic.Bool
 	srv := &http.Server{
-		Handler:           routes(registry.New(c, ups, cfg.Default, log), listener{st: st, log: log, metrics: met, publicMetrics: cfg.Metrics, draining: &draining}),
+		Handler:           routes(registry.New(c, ups, cfg.Default, log), listener{st: st, log: log, metrics: met, dashboard: dash, publicMetrics: cfg.Metrics, draining: &draining}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: a large blob to a slow client takes as long
@@ -233,6 +239,8 @@ type listener struct {
 	st      store.Store
 	log     *slog.Logger
 	metrics *metrics.Metrics
+	// dashboard notes the pulls and errors the dashboard lists.
+	dashboard *dashboard.Dashboard
 	// publicMetrics serves /metrics on this listener too (metrics: true).
 	publicMetrics bool
 	// draining is set once shutdown begins: /readyz answers 503.
@@ -248,7 +256,11 @@ func routes(reg http.Handler, s listener) http.Handler {
 	if s.metrics != nil {
 		count = s.metrics.Middleware
 	}
-	api := httpx.Chain(reg, httpx.RequestID, httpx.AccessLog(s.log), count, auth)
+	record := httpx.Middleware(httpx.Pass)
+	if s.dashboard != nil {
+		record = s.dashboard.Middleware
+	}
+	api := httpx.Chain(reg, httpx.RequestID, httpx.AccessLog(s.log), count, record, auth)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -73,12 +73,15 @@ type Server struct {
 	token   string
 	log     *slog.Logger
 	mux     *http.ServeMux
+	// public serves what needs no token: the dashboard's page and assets,
+	// which hold no data (the page asks the API for it, with the token).
+	public *http.ServeMux
 }
 
 // New returns the admin API over c and its sources, requiring token
 // unless it is empty.
 func New(c *cache.Cache, sources []cache.Source, token string, log *slog.Logger) *Server {
-	s := &Server{cache: c, sources: map[string]cache.Source{}, token: token, log: log, mux: http.NewServeMux()}
+	s := &Server{cache: c, sources: map[string]cache.Source{}, token: token, log: log, mux: http.NewServeMux(), public: http.NewServeMux()}
 	for _, src := range sources {
 		s.sources[src.Name()] = src
 		s.names = append(s.names, src.Name())
@@ -95,7 +98,15 @@ func New(c *cache.Cache, sources []cache.Source, token string, log *slog.Logger)
 // metrics and the dashboard live here too).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// HandlePublic adds a handler that needs no token: for static content
+// that holds no data, such as the dashboard's page.
+func (s *Server) HandlePublic(pattern string, h http.Handler) { s.public.Handle(pattern, h) }
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, pattern := s.public.Handler(r); pattern != "" {
+		h.ServeHTTP(w, r)
+		return
+	}
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="entrepot-admin"`)
 		writeJSON(w, http.StatusUnauthorized, Error{"a valid admin token is required (Authorization: Bearer TOKEN)"})

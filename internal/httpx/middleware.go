@@ -41,6 +41,9 @@ type Info struct {
 	// Result is hit, miss, joined, revalidated or stale, as the handler
 	// set it; ResultOf tells the result a request ended with.
 	Result string
+	// Error is the message of the error answer sent, if any: what the
+	// client was told, never more.
+	Error string
 }
 
 // ResultOf is the result a request ended with: denied for a 401 or 403,

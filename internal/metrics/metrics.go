@@ -23,6 +23,9 @@ import (
 // Metrics holds the registry of every metric Entrepot exports.
 type Metrics struct {
 	reg *prometheus.Registry
+	// counters holds the counters alone, for the dashboard, which reads
+	// the gauges at their source.
+	counters *prometheus.Registry
 
 	requests         *prometheus.CounterVec
 	served           *prometheus.CounterVec
@@ -35,7 +38,8 @@ type Metrics struct {
 // runtime and process collectors.
 func New(c *cache.Cache, ups []*upstream.Client) *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg:      prometheus.NewRegistry(),
+		counters: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "entrepot_requests_total",
 			Help: "Registry API requests answered, by upstream, kind (manifest, blob, tags, referrers) and result (hit, miss, joined, revalidated, stale, error, denied).",
@@ -65,6 +69,7 @@ func New(c *cache.Cache, ups []*upstream.Client) *Metrics {
 		m.upstreamBytes.WithLabelValues(u.Name())
 		u.Observe(observer{m})
 	}
+	m.counters.MustRegister(m.requests, m.served, m.upstreamBytes, m.upstreamRequests)
 	m.reg.MustRegister(m.requests, m.served, m.upstreamBytes, m.upstreamRequests, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&state{cache: c, ups: ups})
@@ -75,6 +80,11 @@ func New(c *cache.Cache, ups []*upstream.Client) *Metrics {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
+
+// Counters gathers the counters alone (requests, bytes, upstream
+// requests), as /metrics shows them, without the cost of the gauges and
+// the runtime's collectors.
+func (m *Metrics) Counters() prometheus.Gatherer { return m.counters }
 
 // Middleware counts each registry API answer by the Info the handler
 // filled in: its result, the bytes sent and how long it took. Requests

@@ -199,6 +199,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, rt route.Rou
 		return // the client left; nobody to answer
 	}
 	e := toHTTP(err, rt.Kind)
+	httpx.InfoOf(r.Context()).Error = e.Message
 	if rt.Kind != route.Base {
 		w.Header().Set("Cache-Status", errorStatus(err))
 	}
