@@ -67,6 +67,8 @@ func main() {
 		os.Exit(runClient(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
 	case "client-config":
 		os.Exit(runClientConfig(os.Args[2:], os.Stdout, os.Stderr))
+	case "check":
+		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
 	case "version", "--version", "-v":
 		fmt.Println("entrepot", buildVersion())
 	case "help", "--help", "-h":

@@ -174,7 +174,8 @@ func (c *Client) Do(ctx context.Context, method, repo, path string, query url.Va
 }
 
 // kindOf names the kind of a request path for metrics: manifest, blob,
-// tags or referrers.
+// tags or referrers. Token fetches and Probe's GET /v2/ are sent with
+// kinds of their own: token and ping.
 func kindOf(path string) string {
 	switch first, _, _ := strings.Cut(path, "/"); first {
 	case "manifests":
