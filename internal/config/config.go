@@ -35,6 +35,8 @@ type Config struct {
 	Warm Warm
 	// Admin is the admin API's listener (the admin section).
 	Admin Admin
+	// TLS serves the registry API over HTTPS (the tls section).
+	TLS TLS
 	// Log is how the server logs (the log section).
 	Log Log
 	// Metrics serves /metrics on the registry API's listener as well as

@@ -51,6 +51,10 @@ import (
 //	log:
 //	  format: text              # or json
 //	  level: info               # debug, info, warn, error
+//	tls:                        # HTTPS on listen; the files are re-read when they change
+//	  cert: /etc/entrepot/tls.crt  # PEM chain
+//	  key: /etc/entrepot/tls.key
+//	  client_ca: /etc/entrepot/clients.pem  # optional: require client certificates
 //	metrics: true               # /metrics on listen too (always on admin.listen)
 //	shutdown_grace: 30s         # running pulls may finish this long after SIGTERM
 type fileConfig struct {
@@ -68,6 +72,7 @@ type fileConfig struct {
 	Warm    fileWarm    `yaml:"warm"`
 	Admin   fileAdmin   `yaml:"admin"`
 	Log     fileLog     `yaml:"log"`
+	TLS     fileTLS     `yaml:"tls"`
 
 	Metrics       *bool   `yaml:"metrics"`
 	ShutdownGrace *string `yaml:"shutdown_grace"`
@@ -246,6 +251,7 @@ func (fc *fileConfig) apply(cfg *Config, getenv func(string) string, replaced bo
 	if err := fc.Log.apply(&cfg.Log); err != nil {
 		return err
 	}
+	fc.TLS.apply(&cfg.TLS)
 	if fc.Metrics != nil {
 		cfg.Metrics = *fc.Metrics
 	}

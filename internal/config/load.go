@@ -84,6 +84,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	if err := checkAdmin(cfg, &f); err != nil {
 		return nil, err
 	}
+	if err := checkTLS(cfg.TLS, &f); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -101,6 +104,8 @@ type flags struct {
 	adminListen *string
 	logFormat   *string
 	logLevel    *string
+	tlsCert     *string
+	tlsKey      *string
 }
 
 func (f *flags) flagSet() *flag.FlagSet {
@@ -147,6 +152,14 @@ func (f *flags) flagSet() *flag.FlagSet {
 	})
 	fs.Func("log-level", "log from `LEVEL` up: debug, info, warn or error", func(s string) error {
 		f.logLevel = &s
+		return nil
+	})
+	fs.Func("tls-cert", "serve HTTPS with the certificate chain in the PEM `FILE` (with --tls-key); re-read when it changes", func(s string) error {
+		f.tlsCert = &s
+		return nil
+	})
+	fs.Func("tls-key", "the private key of --tls-cert, a PEM `FILE`", func(s string) error {
+		f.tlsKey = &s
 		return nil
 	})
 	return fs
@@ -197,6 +210,12 @@ func (f *flags) apply(cfg *Config) error {
 			return fmt.Errorf("--log-level: %w", err)
 		}
 		cfg.Log.Level = level
+	}
+	if f.tlsCert != nil {
+		cfg.TLS.Cert = *f.tlsCert
+	}
+	if f.tlsKey != nil {
+		cfg.TLS.Key = *f.tlsKey
 	}
 	if len(f.upstreams) == 0 {
 		return nil

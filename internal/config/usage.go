@@ -42,6 +42,8 @@ func flagDocs(d *Config) map[string]flagDoc {
 		"admin-listen": {"admin.listen", d.Admin.Listen},
 		"log-format":   {"log.format", d.Log.Format},
 		"log-level":    {"log.level", strings.ToLower(d.Log.Level.String())},
+		"tls-cert":     {"tls.cert", "none: plain HTTP"},
+		"tls-key":      {"tls.key", "none"},
 	}
 }
 
