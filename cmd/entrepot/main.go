@@ -1,6 +1,8 @@
 // Command entrepot is a pull-through cache for container registries.
 //
-//	entrepot serve [--config FILE] [--listen ADDR] [--data DIR] [--prefetch N] [--max-size SIZE] [--admin-listen ADDR] [--upstream NAME=URL]...
+//	entrepot serve [CONFIG.yaml] [--config FILE] [--listen ADDR] [--data DIR] [--tls-cert FILE --tls-key FILE] [--upstream NAME=URL]... (entrepot serve --help for all)
+//	entrepot check [CONFIG.yaml] [--config FILE] [--json]
+//	entrepot client-config --url URL [--config FILE] [--for CLIENT] [--write DIR]
 //	entrepot ls [--json] [REPOSITORY]
 //	entrepot warm [--platform OS/ARCH]... IMAGE...
 //	entrepot freeze IMAGE:TAG | unfreeze IMAGE:TAG
@@ -38,6 +40,7 @@ import (
 	"github.com/entrepot/entrepot/internal/registry"
 	"github.com/entrepot/entrepot/internal/store"
 	"github.com/entrepot/entrepot/internal/store/fs"
+	"github.com/entrepot/entrepot/internal/tlsx"
 	"github.com/entrepot/entrepot/internal/upstream"
 )
 
@@ -126,10 +129,20 @@ func serve(cfg *config.Config) error {
 		Handler:           routes(registry.New(c, ups, cfg.Default, log), listener{st: st, log: log, metrics: met, dashboard: dash, publicMetrics: cfg.Metrics, draining: &draining}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		// Registry requests carry a path and a token: 64 KiB is plenty,
+		// and bounds what a client makes the server hold.
+		MaxHeaderBytes: 64 << 10,
 		// No WriteTimeout: a large blob to a slow client takes as long
 		// as it takes.
 	}
 	httpx.Tune(srv)
+	if cfg.TLS.Enabled() {
+		files, err := tlsx.Load(cfg.TLS, log)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = files.Config()
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
@@ -146,10 +159,16 @@ func serve(cfg *config.Config) error {
 	}
 	log.Info("entrepot serving", "version", buildVersion(), "listen", ln.Addr().String(),
 		"admin", adminLn.Addr().String(), "data", cfg.Data, "default", cfg.Default, "upstreams", names,
-		"max_size", cfg.Storage.MaxSize)
+		"max_size", cfg.Storage.MaxSize, "tls", cfg.TLS.Enabled(), "client_certificates", cfg.TLS.ClientCA != "")
 
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	go func() { errc <- adminSrv.Serve(adminLn) }()
 	warmCtx, stopWarm := context.WithCancel(ctx)
 	warmed := make(chan struct{})
