@@ -20,8 +20,9 @@
 #   E2E_TIMEOUT        seconds allowed to each client command (default 300)
 #   E2E_RESULTS        file for the timing results (default: $WORK/results.txt)
 #   E2E_KEEP=1         keep the work directory after the run
-#   E2E_ONLY           space-separated subset of: timing fill crane http tags referrers sendfile
-#                      skopeo regctl lifecycle containerd docker clientconfig outage (default: all)
+#   E2E_ONLY           space-separated subset of: timing fill crane http cachestatus tags referrers
+#                      sendfile skopeo regctl lifecycle containerd docker clientconfig outage
+#                      (default: all)
 set -euo pipefail
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,7 +44,7 @@ E2E_BIG_MIB=${E2E_BIG_MIB:-256}
 E2E_BURST_MIB=${E2E_BURST_MIB:-32}
 E2E_TIMEOUT=${E2E_TIMEOUT:-300}
 E2E_KEEP=${E2E_KEEP:-0}
-E2E_ONLY=${E2E_ONLY:-timing fill crane http tags skopeo regctl referrers sendfile lifecycle containerd docker clientconfig outage}
+E2E_ONLY=${E2E_ONLY:-timing fill crane http cachestatus tags skopeo regctl referrers sendfile lifecycle containerd docker clientconfig outage}
 E2E_GOBIN=${E2E_GOBIN:-$(go env GOPATH)/bin}
 
 # shellcheck source=scripts/lib.sh
@@ -160,6 +161,7 @@ only timing && check_timing
 only fill && check_fill
 only crane && check_crane
 only http && check_http
+only cachestatus && check_cachestatus
 only tags && check_tags
 only skopeo && check_skopeo
 only regctl && check_regctl

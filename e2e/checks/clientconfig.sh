@@ -4,17 +4,6 @@
 # (CONTAINERS_REGISTRIES_CONF), whose pulls must all reach Entrepot and
 # never the upstream, although each file names the upstream as fallback.
 
-# clientconfig_install: podman from Debian's packages, unless it is there.
-clientconfig_install() {
-	command -v podman >/dev/null && return 0
-	if [[ ${E2E_SKIP_INSTALL:-0} == 1 ]]; then
-		fail "podman is on PATH (E2E_SKIP_INSTALL=1)"
-		return 1
-	fi
-	log "apt packages: installing podman"
-	apt_install "$E2E_STATE/apt-podman.log" podman
-}
-
 # upstream_clients FROM: the User-Agents of the clients other than Entrepot
 # (whose User-Agent is "entrepot") that the upstream answered, from line
 # FROM of its log on; space-separated.
@@ -69,7 +58,11 @@ check_clientconfig() {
 	local from
 	from=$(($(wc -l <"$WORK/logs/upstream.log") + 1))
 	clientconfig_containerd "$dir/containerd/certs.d"
-	clientconfig_install && clientconfig_podman "$dir/containers/registries.conf.d/entrepot.conf"
+	if command -v podman >/dev/null; then
+		clientconfig_podman "$dir/containers/registries.conf.d/entrepot.conf"
+	else
+		fail "podman is on PATH (e2e/lib/install.sh installs it unless E2E_SKIP_INSTALL=1)"
+	fi
 	local direct
 	direct=$(upstream_clients "$from")
 	check_eq "the upstream served no client directly, only Entrepot" "${direct:-none}" none

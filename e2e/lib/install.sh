@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Installs the suite's tools, skipping whatever is already there:
 #   - from Debian's packages: skopeo, containerd (with ctr), docker.io
-#     (dockerd and the docker CLI), jq, curl, strace;
+#     (dockerd and the docker CLI), jq, curl, strace, and podman when the
+#     clientconfig section runs (E2E_ONLY);
 #   - with `go install` at pinned versions (scripts/lib.sh, and regctl's
 #     here), into $E2E_GOBIN: crane, regctl and the Distribution registry
 #     (the suite's upstream).
@@ -16,6 +17,9 @@ install_apt_packages() {
 	command -v jq >/dev/null || need+=(jq)
 	command -v curl >/dev/null || need+=(curl)
 	command -v strace >/dev/null || need+=(strace)
+	if [[ " ${E2E_ONLY:-clientconfig} " == *" clientconfig "* ]]; then
+		command -v podman >/dev/null || need+=(podman)
+	fi
 	if ((${#need[@]} == 0)); then
 		log "apt packages: all present"
 		return 0
