@@ -82,9 +82,11 @@ func (c *Client) Observe(o Observer) { c.observer = o }
 // Password. A zero timeout is no timeout.
 //
 // transport nil means a tuned *http.Transport built from cfg's timeouts
-// (see NewTransport). A transport given here must not add credentials of
-// its own: it also carries redirected requests to other hosts. log nil
-// discards logs.
+// (see NewTransport), which refuses to connect to link-local and metadata
+// addresses, and to loopback and private ones the upstream is not on. A
+// transport given here has only the policy it brings, and must not add
+// credentials of its own: it also carries redirected requests to other
+// hosts. log nil discards logs.
 func New(cfg config.Upstream, transport http.RoundTripper, log *slog.Logger) *Client {
 	if transport == nil {
 		transport = NewTransport(cfg)
