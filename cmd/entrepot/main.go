@@ -31,15 +31,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/entrepot/entrepot/internal/access"
 	"github.com/entrepot/entrepot/internal/admin"
+	"github.com/entrepot/entrepot/internal/audit"
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/config"
 	"github.com/entrepot/entrepot/internal/dashboard"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/metrics"
 	"github.com/entrepot/entrepot/internal/registry"
+	"github.com/entrepot/entrepot/internal/route"
 	"github.com/entrepot/entrepot/internal/store"
 	"github.com/entrepot/entrepot/internal/store/fs"
+	"github.com/entrepot/entrepot/internal/throttle"
 	"github.com/entrepot/entrepot/internal/tlsx"
 	"github.com/entrepot/entrepot/internal/upstream"
 )
@@ -99,7 +103,7 @@ func serve(cfg *config.Config) error {
 	defer dir.Close()
 	st := dir.Store()
 	fillCtx, cancelFills := context.WithCancel(context.Background())
-	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg.Storage)}, log)
+	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg.Storage), Policies: policies(cfg.Upstreams)}, log)
 	defer func() { cancelFills(); c.Close() }() // fills left behind remove their temporary files
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
 	maintained := make(chan struct{})
@@ -125,8 +129,40 @@ func serve(cfg *config.Config) error {
 	defer stopDash()
 	go dash.Run(dashCtx)
 	var draining atomic.Bool
+	var gate *access.Gate
+	if cfg.Auth.Enabled() {
+		if gate, err = access.New(cfg.Auth, cfg.Access, route.NewTable(ups, cfg.Default), log); err != nil {
+			return err
+		}
+	}
+	var clients *throttle.Clients
+	if cfg.Limits.ClientRPS > 0 {
+		clients = throttle.New(cfg.Limits.ClientRPS, cfg.Limits.ClientBurst)
+	}
+	var trail *audit.Log
+	if cfg.Audit.File != "" {
+		if trail, err = audit.Open(cfg.Audit.File); err != nil {
+			return err
+		}
+		defer trail.Close()
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-hup:
+					if err := trail.Reopen(); err != nil {
+						log.Error("audit trail not reopened: writing on to the old file", "err", err)
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	srv := &http.Server{
-		Handler:           routes(registry.New(c, ups, cfg.Default, log), listener{st: st, log: log, metrics: met, dashboard: dash, publicMetrics: cfg.Metrics, draining: &draining}),
+		Handler:           routes(registry.New(c, ups, cfg.Default, log), listener{st: st, log: log, metrics: met, dashboard: dash, gate: gate, audit: trail, clients: clients, publicMetrics: cfg.Metrics, draining: &draining}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// Registry requests carry a path and a token: 64 KiB is plenty,
@@ -159,7 +195,8 @@ func serve(cfg *config.Config) error {
 	}
 	log.Info("entrepot serving", "version", buildVersion(), "listen", ln.Addr().String(),
 		"admin", adminLn.Addr().String(), "data", cfg.Data, "default", cfg.Default, "upstreams", names,
-		"max_size", cfg.Storage.MaxSize, "tls", cfg.TLS.Enabled(), "client_certificates", cfg.TLS.ClientCA != "")
+		"max_size", cfg.Storage.MaxSize, "tls", cfg.TLS.Enabled(), "client_certificates", cfg.TLS.ClientCA != "",
+		"auth", cfg.Auth.Enabled(), "access_rules", len(cfg.Access))
 
 	errc := make(chan error, 2)
 	go func() {
@@ -184,6 +221,10 @@ func serve(cfg *config.Config) error {
 	log.Info("shutting down: running pulls and fills may finish", "grace", cfg.ShutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
+	// New requests are still served for a moment, while load balancers
+	// and Kubernetes see /readyz fail and stop sending them; closing the
+	// listener at once would refuse the ones already on their way.
+	time.Sleep(drainDelay(cfg.ShutdownGrace))
 	adminSrv.Close() // a warm-up's stream ends; its fills end with the cache
 	err = srv.Shutdown(shutdownCtx)
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -204,6 +245,19 @@ func serve(cfg *config.Config) error {
 		log.Warn("shutdown grace over: cancelling the fills still running")
 	}
 	return nil
+}
+
+// drainDelay is how long the listener stays open after SIGTERM, with
+// /readyz failing: a sixth of the grace, at most 5 s.
+func drainDelay(grace time.Duration) time.Duration { return min(grace/6, 5*time.Second) }
+
+// policies are the upstreams' approved-images policies, for the cache.
+func policies(ups []config.Upstream) map[string]cache.ImagePolicy {
+	p := make(map[string]cache.ImagePolicy, len(ups))
+	for _, u := range ups {
+		p[u.Name] = cache.ImagePolicy{Allow: u.Allow, Deny: u.Deny, ApprovedOnly: u.ApprovedOnly}
+	}
+	return p
 }
 
 // limits are the cache's limits of the storage section.
@@ -262,6 +316,13 @@ type listener struct {
 	metrics *metrics.Metrics
 	// dashboard notes the pulls and errors the dashboard lists.
 	dashboard *dashboard.Dashboard
+	// gate authenticates clients and applies the access rules; nil when
+	// authentication is off.
+	gate *access.Gate
+	// audit records the pull decisions; nil without audit.file.
+	audit *audit.Log
+	// clients rate-limits each client; nil without limits.client_rps.
+	clients *throttle.Clients
 	// publicMetrics serves /metrics on this listener too (metrics: true).
 	publicMetrics bool
 	// draining is set once shutdown begins: /readyz answers 503.
@@ -271,8 +332,10 @@ type listener struct {
 // routes is the server's mux: health checks, metrics, and the registry API
 // behind the request pipeline.
 func routes(reg http.Handler, s listener) http.Handler {
-	// Client authentication attaches here, after metrics.
 	auth := httpx.Middleware(httpx.Pass)
+	if s.gate != nil {
+		auth = s.gate.Middleware
+	}
 	count := httpx.Middleware(httpx.Pass)
 	if s.metrics != nil {
 		count = s.metrics.Middleware
@@ -281,7 +344,15 @@ func routes(reg http.Handler, s listener) http.Handler {
 	if s.dashboard != nil {
 		record = s.dashboard.Middleware
 	}
-	api := httpx.Chain(reg, httpx.RequestID, httpx.AccessLog(s.log), count, record, auth)
+	trail := httpx.Middleware(httpx.Pass)
+	if s.audit != nil {
+		trail = s.audit.Middleware
+	}
+	fair := httpx.Middleware(httpx.Pass)
+	if s.clients != nil {
+		fair = s.clients.Middleware
+	}
+	api := httpx.Chain(reg, httpx.RequestID, httpx.AccessLog(s.log), count, record, trail, auth, fair)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -301,6 +372,9 @@ func routes(reg http.Handler, s listener) http.Handler {
 	})
 	if s.publicMetrics && s.metrics != nil {
 		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
+	if s.gate != nil {
+		mux.Handle("/token", httpx.Chain(http.HandlerFunc(s.gate.ServeToken), httpx.RequestID, httpx.AccessLog(s.log)))
 	}
 	mux.Handle("/", api) // the registry API answers every other path, with OCI errors
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

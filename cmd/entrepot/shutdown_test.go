@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -166,11 +167,10 @@ func blobFiles(data string, d digest.Digest) (blobs, tmp []string) {
 // opened before the signal, whose request ends only once the listener is
 // closed, gets no 200 either.
 //
-// The 503 itself is seldom seen: srv.Shutdown closes the listener right
-// after /readyz turns 503, and net/http drops a request it reads once
-// Shutdown has begun, closing the connection unanswered (conn.serve: "if
-// c.server.shuttingDown() { return }"). So probes see a refused or closed
-// connection, which a readiness check counts as not ready all the same.
+// The listener stays open for a while after the signal (drainDelay), so
+// that load balancers see the 503 before connections are refused: the
+// probes must see it. A request read once srv.Shutdown has begun is
+// dropped unanswered by net/http, which counts as not ready too.
 func signalAndProbeReadyz(t *testing.T, s *drainingServer) {
 	t.Helper()
 	early, err := net.Dial("tcp", s.addr)
@@ -213,6 +213,9 @@ func signalAndProbeReadyz(t *testing.T, s *drainingServer) {
 		}
 	}
 
+	if !slices.Contains(seen, http.StatusServiceUnavailable) {
+		t.Fatalf("GET /readyz after SIGTERM: %v; never 503 before the listener closed", seen)
+	}
 	if _, err := io.WriteString(early, "\r\n"); err != nil {
 		return // closed by the server: not ready
 	}

@@ -7,10 +7,7 @@
 # stopped, the stale copy served and an uncached tag unanswered (GET and
 # HEAD).
 #
-# Only GETs are checked for the header of a 200: a HEAD answered 200 has
-# none yet. The registry's answer wrapper sets it in WriteHeader, which a
-# HEAD handler, writing no body, never calls: net/http sends the 200 at the
-# handler's return, under the wrapper.
+# A HEAD carries the header as a GET does: a hit for what is stored.
 #
 # Its image, library/cachestatus:1 (one small layer of its own), is pushed
 # here, so that no other check has fetched it: its blob is cold. Its
@@ -60,6 +57,8 @@ check_cachestatus() {
 	got=$(cache_status GET "$blob")
 	check_eq "GET …/$CS_REPO/blobs/<layer> again: the layer, Cache-Status hit" \
 		"$got $(sha <"$WORK/out/body")" "200 Entrepot; hit $CS_LAYER"
+	check_eq "HEAD …/$CS_REPO/blobs/<layer>, stored: Cache-Status hit" \
+		"$(cache_status HEAD "$blob")" "200 Entrepot; hit"
 
 	got=$(cache_status GET "$p/manifests/1" -H "Accept: $ACCEPT_ALL")
 	check_eq "GET …/$CS_REPO/manifests/1, first: the manifest, Cache-Status fwd=miss; stored" \
@@ -67,6 +66,8 @@ check_cachestatus() {
 	got=$(cache_status GET "$p/manifests/1" -H "Accept: $ACCEPT_ALL")
 	check_eq "GET …/$CS_REPO/manifests/1 within its TTL (60 s): Cache-Status hit" \
 		"$got $(header Docker-Content-Digest)" "200 Entrepot; hit $CS_DIGEST"
+	check_eq "HEAD …/$CS_REPO/manifests/1 within its TTL: Cache-Status hit" \
+		"$(cache_status HEAD "$p/manifests/1" -H "Accept: $ACCEPT_ALL")" "200 Entrepot; hit"
 	got=$(cache_status GET "$p/manifests/$CS_DIGEST" -H "Accept: $ACCEPT_ALL")
 	check_eq "GET …/$CS_REPO/manifests/<digest>, stored: the manifest, Cache-Status hit" \
 		"$got $(sha <"$WORK/out/body")" "200 Entrepot; hit $CS_DIGEST"
@@ -124,6 +125,8 @@ cs_ttl0() {
 	got=$(cache_status GET "$p/manifests/1" -H "Accept: $ACCEPT_ALL")
 	check_eq "ttl 0: GET …/$CS_REPO/manifests/1 again: revalidated, Cache-Status fwd=stale; fwd-status=200" \
 		"$got $(sha <"$WORK/out/body")" "200 Entrepot; fwd=stale; fwd-status=200 $CS_DIGEST"
+	check_eq "ttl 0: HEAD …/$CS_REPO/manifests/1: revalidated, Cache-Status fwd=stale; fwd-status=200" \
+		"$(cache_status HEAD "$p/manifests/1" -H "Accept: $ACCEPT_ALL")" "200 Entrepot; fwd=stale; fwd-status=200"
 
 	stop_pid upstream-cachestatus "$up_pid"
 	if port_closed "$up_port"; then

@@ -351,8 +351,8 @@ func badRequest(format string, args ...any) error {
 }
 
 // fail writes err with its status: what the request got wrong (400), what
-// is not there (404), what the upstream failed (502), or our own failure
-// (500, logged).
+// the upstream's policy refuses (403), what is not there (404), what the
+// upstream failed (502), or our own failure (500, logged).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusInternalServerError
 	var he *httpError
@@ -363,6 +363,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, cache.ErrListed):
 		status = http.StatusConflict
+	case isDenied(err):
+		status = http.StatusForbidden // the upstream's policy refuses the image
 	case errors.Is(err, context.Canceled):
 		return
 	case errors.Is(err, cache.ErrClosed):
@@ -386,6 +388,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 type publicError interface {
 	error
 	Public() string
+}
+
+func isDenied(err error) bool {
+	_, ok := errors.AsType[*cache.DeniedError](err)
+	return ok
 }
 
 func isPublic(err error) bool {

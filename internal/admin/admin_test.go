@@ -82,6 +82,11 @@ const token = "t0ken"
 func newAdmin(t *testing.T, o *origin) *httptest.Server { return newAdminToken(t, o, token) }
 
 func newAdminToken(t *testing.T, o *origin, token string) *httptest.Server {
+	return newAdminOptions(t, o, token, cache.Options{})
+}
+
+// newAdminOptions is newAdminToken with the cache's options.
+func newAdminOptions(t *testing.T, o *origin, token string, opt cache.Options) *httptest.Server {
 	u, _ := url.Parse(o.URL)
 	cfg := config.NewUpstream("docker.io", u)
 	cfg.TTL = 0
@@ -91,7 +96,7 @@ func newAdminToken(t *testing.T, o *origin, token string) *httptest.Server {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := cache.New(ctx, dir.Store(), cache.Options{}, slog.New(slog.DiscardHandler))
+	c := cache.New(ctx, dir.Store(), opt, slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(admin.New(c, []cache.Source{up}, token, slog.New(slog.DiscardHandler)))
 	t.Cleanup(func() { srv.Close(); cancel(); c.Close(); dir.Close() })
 	return srv
@@ -318,4 +323,28 @@ func FuzzParseImage(f *testing.F) {
 		}
 		_ = fmt.Sprint(ref)
 	})
+}
+
+// The upstream's policy refuses to warm or freeze a denied image: the
+// warm-up's line says why, freeze answers 403, and the origin is asked
+// nothing.
+func TestDeniedImageIsNotWarmedOrFrozen(t *testing.T) {
+	o := newOrigin(t)
+	o.push(t, "1", randomImage(t))
+	policy := cache.ImagePolicy{Deny: []string{"library/app:1"}}
+	srv := newAdminOptions(t, o, token, cache.Options{Policies: map[string]cache.ImagePolicy{"docker.io": policy}})
+	asked := func() int {
+		return o.count("HEAD manifests") + o.count("GET manifests") + o.count("GET blobs") + o.count("HEAD blobs")
+	}
+	pushed := asked() // the push's own requests
+	want := `docker.io/library/app:1 is denied by upstreams[docker.io].deny \"library/app:1\"`
+	if status, body := call(t, srv, "POST", "/api/v1/warm", `{"images":[{"image":"docker.io/library/app:1"}]}`); status != 200 || !strings.Contains(body, `"done":true`) || !strings.Contains(body, want) {
+		t.Fatalf("warm: %d %s", status, body)
+	}
+	if status, body := call(t, srv, "POST", "/api/v1/freeze", `{"image":"docker.io/library/app:1"}`); status != http.StatusForbidden || !strings.Contains(body, want) {
+		t.Fatalf("freeze: %d %s", status, body)
+	}
+	if n := asked() - pushed; n != 0 {
+		t.Fatalf("the origin got %d requests", n)
+	}
 }

@@ -68,6 +68,9 @@ func (b *Blob) Close() error {
 // from a new fill. It returns once the first bytes have arrived, so that the
 // caller can send headers; the rest follows through Copy.
 func (c *Cache) Blob(ctx context.Context, src Source, repo string, d digest.Digest) (*Blob, error) {
+	if err := c.permit(src, repo, d.String()); err != nil {
+		return nil, err
+	}
 	if b, err := c.openStored(ctx, d); b != nil || err != nil {
 		return b, err
 	}
@@ -144,6 +147,9 @@ func (c *Cache) startFill(src Source, repo string, d digest.Digest, slotted bool
 // StatBlob returns the size of blob d without downloading it: from the
 // store, from a fill under way, or from the source.
 func (c *Cache) StatBlob(ctx context.Context, src Source, repo string, d digest.Digest) (int64, error) {
+	if err := c.permit(src, repo, d.String()); err != nil {
+		return 0, err
+	}
 	size, err := c.store.Content.Stat(ctx, d)
 	if err == nil {
 		note(ctx, Hit)

@@ -9,7 +9,9 @@
 // store's content (fill.go, blob.go). Manifests, tags, referrers and tag
 // lists are small documents fetched once per key through a singleflight
 // group and revalidated per their source's TTL, with stale-if-error
-// (manifest.go, document.go).
+// (manifest.go, document.go). Before any of that, each source's
+// approved-images policy decides whether the image may be served at all
+// (approval.go).
 package cache
 
 import (
@@ -88,6 +90,8 @@ type Cache struct {
 	slots *limiter
 	// prefetch is off when false.
 	prefetch bool
+	// approvals are the sources' policies by name; read-only after New.
+	approvals map[string]*approval
 
 	mu    sync.Mutex // protects fills
 	fills map[digest.Digest]*fill
@@ -130,6 +134,9 @@ type Options struct {
 	Prefetch int
 	// Limits bound the store; see Evict.
 	Limits Limits
+	// Policies are the sources' approved-images policies, by source
+	// name. A source without one serves every image.
+	Policies map[string]ImagePolicy
 }
 
 // memoBytes bounds the manifests and tag records kept in memory: some
@@ -138,7 +145,12 @@ const memoBytes = 32 << 20
 
 // New returns a cache over s. ctx bounds the fills it runs.
 func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cache {
+	approvals := map[string]*approval{}
+	for name, p := range opt.Policies {
+		approvals[name] = newApproval(name, p)
+	}
 	return &Cache{
+		approvals: approvals,
 		store:     s,
 		log:       log,
 		now:       time.Now,

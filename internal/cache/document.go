@@ -24,6 +24,9 @@ type Document struct {
 
 // Tags returns a page of repo's tag list; query holds n and last.
 func (c *Cache) Tags(ctx context.Context, src Source, repo string, query url.Values) (*Document, error) {
+	if err := c.permit(src, repo, ""); err != nil {
+		return nil, err
+	}
 	sum := sha256.Sum256([]byte(query.Encode()))
 	key := repoKey(src.Name(), repo) + "/_taglists/" + hex.EncodeToString(sum[:8])
 	fetch := func(ctx context.Context) (*Document, error) {
@@ -44,6 +47,9 @@ func (c *Cache) Tags(ctx context.Context, src Source, repo string, query url.Val
 // distribution spec tells clients to: from the index tagged <alg>-<hex>,
 // or an empty index when there is no such tag.
 func (c *Cache) Referrers(ctx context.Context, src Source, repo string, d digest.Digest) (*Document, error) {
+	if err := c.permit(src, repo, d.String()); err != nil {
+		return nil, err
+	}
 	key := repoKey(src.Name(), repo) + "/_referrers/" + string(d.Algorithm()) + "/" + d.Encoded()
 	fetch := func(ctx context.Context) (*Document, error) {
 		body, err := src.Referrers(ctx, repo, d)

@@ -53,8 +53,16 @@ type ManifestRequest struct {
 // Manifest returns the manifest a request names. A digest is immutable:
 // when stored, it costs no source request. A tag is revalidated with a
 // HEAD at most once per TTL; a GET goes to the source only for content
-// that is not stored.
+// that is not stored. An image the source's policy refuses is a
+// *DeniedError, before any of that.
 func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, error) {
+	ref := q.Tag
+	if ref == "" {
+		ref = q.Digest.String()
+	}
+	if err := c.permit(q.Source, q.Repo, ref); err != nil {
+		return nil, err
+	}
 	if q.Tag == "" {
 		return c.negotiate(ctx, q, &Manifest{Digest: q.Digest})
 	}

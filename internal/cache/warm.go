@@ -132,6 +132,12 @@ func (w *warming) update(change func(*WarmProgress)) {
 // tag's new record is stored last, once its image is whole, so that a
 // warm-up cut short never leaves a tag on an image the store cannot serve.
 func (c *Cache) warmManifests(ctx context.Context, q WarmRequest, ref string, w *warming) (*Manifest, error) {
+	// The policy first: a denied image is fetched no part of, and a
+	// freeze (which warms through here) is refused too. What the image
+	// references by digest is of the same repository, which this permits.
+	if err := c.permit(q.Source, q.Repo, ref); err != nil {
+		return nil, err
+	}
 	if q.Source.Failing() {
 		return nil, fmt.Errorf("%w: %s", ErrSourceFailing, q.Source.Name())
 	}
@@ -302,10 +308,15 @@ func imageBlobs(body []byte) []oci.Descriptor {
 // maxTagPages bounds the tag list pages read to expand a pattern.
 const maxTagPages = 100
 
-// matchingTags lists the source's tags of repo that match pattern.
+// matchingTags lists the source's tags of repo that match pattern and
+// that the source's policy lets through: a pattern asks for what is
+// approved of what it matches, so the tags denied are left out. When that
+// leaves none, the error is the first tag's denial. A denied repository
+// is refused before its tag list is asked for (by Tags).
 func (c *Cache) matchingTags(ctx context.Context, src Source, repo, pattern string) ([]string, error) {
 	name := src.Name() + "/" + repo
 	var tags []string
+	var denied error
 	query := url.Values{"n": {"1000"}}
 	for range maxTagPages {
 		doc, err := c.Tags(ctx, src, repo, query)
@@ -319,9 +330,16 @@ func (c *Cache) matchingTags(ctx context.Context, src Source, repo, pattern stri
 			return nil, fmt.Errorf("%w: the tag list of %s: %v", oci.ErrInvalid, name, err)
 		}
 		for _, t := range page.Tags {
-			if oci.ValidTag(t) && oci.MatchPattern(name+":"+pattern, name+":"+t) {
-				tags = append(tags, t)
+			if !oci.ValidTag(t) || !oci.MatchPattern(name+":"+pattern, name+":"+t) {
+				continue
 			}
+			if err := c.permit(src, repo, t); err != nil {
+				if denied == nil {
+					denied = err
+				}
+				continue
+			}
+			tags = append(tags, t)
 		}
 		last := nextLast(doc.Link)
 		if last == "" || len(page.Tags) == 0 {
@@ -329,8 +347,13 @@ func (c *Cache) matchingTags(ctx context.Context, src Source, repo, pattern stri
 		}
 		query = url.Values{"n": {"1000"}, "last": {last}}
 	}
-	if len(tags) == 0 {
+	switch {
+	case len(tags) == 0 && denied != nil:
+		return nil, denied
+	case len(tags) == 0:
 		return nil, fmt.Errorf("%w: no tag of %s matches %q", oci.ErrNotFound, name, pattern)
+	case denied != nil:
+		c.log.Debug("warm-up leaves out the tags the policy denies", "pattern", name+":"+pattern, "first", denied)
 	}
 	return tags, nil
 }

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"github.com/entrepot/entrepot/internal/auth"
 	"log/slog"
 	"math"
 	"net/url"
@@ -37,6 +38,14 @@ type Config struct {
 	Admin Admin
 	// TLS serves the registry API over HTTPS (the tls section).
 	TLS TLS
+	// Auth authenticates clients (the auth section); Access is who may do
+	// what (the access list), with authentication on.
+	Auth   Auth
+	Access []auth.Grant
+	// Audit is the audit trail of pull decisions (the audit section).
+	Audit Audit
+	// Limits are the clients' fair use (the limits section).
+	Limits Limits
 	// Log is how the server logs (the log section).
 	Log Log
 	// Metrics serves /metrics on the registry API's listener as well as
@@ -139,6 +148,17 @@ type Upstream struct {
 	// remaining budget falls under it, cached tags are served as they are,
 	// without revalidation. Default 10% of the limit.
 	RateLimitFloor Floor
+	// Allow, Deny and ApprovedOnly are the upstream's approved-images
+	// policy (allow, deny, approved_only): repository patterns, each with
+	// an optional tag pattern, written relative to the upstream
+	// (oci.CheckRepoPattern: library/nginx, library/node:20*, myorg/*).
+	// A Deny match is never served, whatever Allow says. With
+	// ApprovedOnly, only Allow matches are served; without it, everything
+	// Deny does not match (and Allow must be empty). Tags are matched by
+	// tag; manifests by digest, blobs, tag lists and referrers by their
+	// repository alone. Default: no patterns, every image is served.
+	Allow, Deny  []string
+	ApprovedOnly bool
 }
 
 // Floor is a rate-limit floor: a fraction of the limit (10%) or a number

@@ -43,6 +43,7 @@ func Defaults() *Config {
 		Metrics:  true,
 
 		ShutdownGrace: defaultShutdownGrace,
+		Auth:          Auth{TokenTTL: 5 * time.Minute},
 	}
 	for _, r := range [...]struct{ name, host string }{
 		// Docker Hub is addressed as docker.io, but its registry API lives

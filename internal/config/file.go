@@ -31,6 +31,13 @@ import (
 //	      connect: 5s
 //	      response_header: 8s
 //	      idle: 30s
+//	    approved_only: true     # serve only images allow names; absent: all but deny's
+//	    allow:                  # repository[:tag] patterns, relative to the upstream
+//	      - library/nginx       # every tag and digest of the repository
+//	      - library/node:20*    # these tags; by digest, any manifest of library/node
+//	      - myorg/*             # * matches any characters, / included
+//	    deny:                   # never served, even when cached; wins over allow
+//	      - library/node:20.0*
 //	storage:                    # each optional
 //	  max_size: 50GiB           # KiB, MiB, GiB, TiB or kB, MB, GB, TB; 0: no bound
 //	  high_watermark: 95%       # or 0.95; evict past it...
@@ -55,6 +62,23 @@ import (
 //	  cert: /etc/entrepot/tls.crt  # PEM chain
 //	  key: /etc/entrepot/tls.key
 //	  client_ca: /etc/entrepot/clients.pem  # optional: require client certificates
+//	auth:                       # off unless htpasswd or tokens are set
+//	  htpasswd: /etc/entrepot/htpasswd  # bcrypt users (htpasswd -B), re-read when it changes
+//	  tokens_file: /run/secrets/tokens  # or tokens_env: VAR; "name:token" pairs
+//	  anonymous: [docker.io]    # upstreams or patterns anyone may pull
+//	  groups: {ci: [runner1, runner2]}
+//	  token_ttl: 5m             # the token flow's tokens
+//	  token_key_file: /run/secrets/key  # or token_key_env; shared by replicas
+//	  realm: https://cache.example/token  # optional: behind a proxy
+//	access:                     # absent: every authenticated user pulls everything
+//	  - users: [group:ci, alice]  # names, group:NAME, "*" (authenticated), anonymous
+//	    repos: [docker.io/library/*, ghcr.io/org/**]
+//	    actions: [pull]         # pull, push, admin
+//	limits:
+//	  client_rps: 50            # requests a second per client (its user, else its address); 0: none
+//	  client_burst: 100         # default: 2×client_rps, at least 20
+//	audit:
+//	  file: /var/log/entrepot/audit.jsonl  # a JSON line per pull decision; "-": stdout; reopened on SIGHUP
 //	metrics: true               # /metrics on listen too (always on admin.listen)
 //	shutdown_grace: 30s         # running pulls may finish this long after SIGTERM
 type fileConfig struct {
@@ -73,6 +97,10 @@ type fileConfig struct {
 	Admin   fileAdmin   `yaml:"admin"`
 	Log     fileLog     `yaml:"log"`
 	TLS     fileTLS     `yaml:"tls"`
+	Auth    fileAuth    `yaml:"auth"`
+	Access  []fileGrant `yaml:"access"`
+	Audit   fileAudit   `yaml:"audit"`
+	Limits  fileLimits  `yaml:"limits"`
 
 	Metrics       *bool   `yaml:"metrics"`
 	ShutdownGrace *string `yaml:"shutdown_grace"`
@@ -97,6 +125,10 @@ type fileUpstream struct {
 	// RateLimitFloor is a percentage or a count; yaml.v3 turns a number
 	// into its string.
 	RateLimitFloor *string `yaml:"ratelimit_floor"`
+	// The approved-images policy (policy.go).
+	Allow        []string `yaml:"allow"`
+	Deny         []string `yaml:"deny"`
+	ApprovedOnly bool     `yaml:"approved_only"`
 }
 
 // fileTimeouts is the timeouts mapping of an upstream.
@@ -252,6 +284,15 @@ func (fc *fileConfig) apply(cfg *Config, getenv func(string) string, replaced bo
 		return err
 	}
 	fc.TLS.apply(&cfg.TLS)
+	if err := fc.Auth.apply(cfg, fc.Access, getenv); err != nil {
+		return err
+	}
+	if err := fc.Audit.apply(&cfg.Audit); err != nil {
+		return err
+	}
+	if err := fc.Limits.apply(&cfg.Limits); err != nil {
+		return err
+	}
 	if fc.Metrics != nil {
 		cfg.Metrics = *fc.Metrics
 	}
@@ -312,6 +353,10 @@ func (fu *fileUpstream) upstream(key string, getenv func(string) string, replace
 		if up.RateLimitFloor, err = parseFloor(*fu.RateLimitFloor); err != nil {
 			return Upstream{}, fmt.Errorf("%s.ratelimit_floor: %w", key, err)
 		}
+	}
+
+	if err := fu.policy(key, &up); err != nil {
+		return Upstream{}, err
 	}
 
 	if replaced {

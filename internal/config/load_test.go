@@ -90,6 +90,7 @@ func TestDefaults(t *testing.T) {
 		Metrics:   true,
 
 		ShutdownGrace: 30 * time.Second,
+		Auth:          Auth{TokenTTL: 5 * time.Minute},
 	}
 	got := Defaults()
 	if !reflect.DeepEqual(got, want) {

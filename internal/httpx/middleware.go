@@ -44,6 +44,10 @@ type Info struct {
 	// Error is the message of the error answer sent, if any: what the
 	// client was told, never more.
 	Error string
+	// Client is the authenticated client's name ("" for anonymous), and
+	// Rule the access rule that allowed or refused the request, when
+	// authentication is on.
+	Client, Rule string
 }
 
 // ResultOf is the result a request ended with: denied for a 401 or 403,
@@ -119,12 +123,19 @@ func AccessLog(log *slog.Logger) Middleware {
 			rw := Recorder(w)
 			defer func() {
 				info := InfoOf(r.Context())
-				log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				attrs := []slog.Attr{
 					slog.String("client", r.RemoteAddr), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 					slog.String("upstream", info.Upstream), slog.String("repo", info.Repo), slog.String("ref", info.Ref),
 					slog.String("result", info.ResultOf(rw.Status())), slog.Int("status", rw.Status()),
 					slog.Int64("bytes", rw.Written()), slog.Duration("duration", time.Since(start)),
-					slog.String("request_id", info.ID))
+					slog.String("request_id", info.ID)}
+				if info.Client != "" {
+					attrs = append(attrs, slog.String("user", info.Client))
+				}
+				if info.Rule != "" {
+					attrs = append(attrs, slog.String("rule", info.Rule))
+				}
+				log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 			}()
 			h.ServeHTTP(rw, r)
 		})

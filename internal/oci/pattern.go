@@ -92,3 +92,52 @@ func glob(p, s string) bool {
 	}
 	return i == len(p)
 }
+
+// A repository pattern names images of one registry without naming the
+// registry, for the approved-images policies of an upstream: a repository
+// pattern, optionally followed by ":" and a tag pattern. As in the
+// patterns above, * matches any run of characters, "/" included (so ** is
+// the same as *), but a repository pattern and its tag pattern are matched
+// apart: * never reaches from the repository into the tag.
+//
+//	library/nginx        every tag and manifest of one repository
+//	library/node:20*     tags of one repository
+//	myorg/*              every repository under myorg/, at any depth
+//	library/*:1.27.*     those tags of every repository under library/
+//
+// A repository pattern names no digest: an image by digest is matched by
+// its repository alone.
+
+// CheckRepoPattern tells why p is not a repository pattern, or returns nil.
+// A star stands for any characters, so the pattern is checked as the name
+// (and tag) it would be with each star written as one letter: a pattern
+// that could match no valid name, such as library/Nginx or myorg/, is
+// refused.
+func CheckRepoPattern(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty pattern")
+	case len(p) > maxPatternLength:
+		return errors.New("pattern too long")
+	case strings.Contains(p, "@"):
+		return fmt.Errorf("pattern %q names a digest: name a repository, or a repository and a tag, e.g. library/nginx:1.27", p)
+	}
+	repo, tag, tagged := strings.Cut(p, ":")
+	if !ValidName(strings.ReplaceAll(repo, "*", "x")) {
+		return fmt.Errorf("pattern %q: %q is not a repository pattern (lowercase letters, digits, separators . _ - and /, and *), e.g. library/nginx or myorg/*", p, repo)
+	}
+	if tagged && !ValidTag(strings.ReplaceAll(tag, "*", "x")) {
+		return fmt.Errorf("pattern %q: %q is not a tag pattern, e.g. 1.27 or 20*", p, tag)
+	}
+	return nil
+}
+
+// SplitRepoPattern splits a repository pattern into its repository and tag
+// patterns; tag is "" when p names whole repositories.
+func SplitRepoPattern(p string) (repo, tag string) {
+	repo, tag, _ = strings.Cut(p, ":")
+	return repo, tag
+}
+
+// Glob tells whether s matches p, where * matches any run of characters.
+func Glob(p, s string) bool { return glob(p, s) }

@@ -130,6 +130,8 @@ type options struct {
 	defaultTimeouts bool
 	// transport, when set, carries the upstream requests.
 	transport http.RoundTripper
+	// policies are the upstreams' approved-images policies, by name.
+	policies map[string]cache.ImagePolicy
 }
 
 func newCache(t *testing.T, o *origin, opt options) *cacheServer {
@@ -155,7 +157,7 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := nopLog()
-	c := cache.New(ctx, dir.Store(), cache.Options{Prefetch: opt.prefetch, Limits: opt.limits}, log)
+	c := cache.New(ctx, dir.Store(), cache.Options{Prefetch: opt.prefetch, Limits: opt.limits, Policies: opt.policies}, log)
 	u, _ := url.Parse(opt.url)
 	var ups []*upstream.Client
 	for _, name := range []string{"docker.io", "ghcr.io"} {

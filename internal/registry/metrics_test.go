@@ -166,3 +166,28 @@ func TestBudgetFloorStopsRevalidation(t *testing.T) {
 		t.Errorf("origin got %d manifest GETs for new content, want 1", n)
 	}
 }
+
+// A HEAD carries its Cache-Status like a GET: forwarded (nothing stored)
+// when the cache did not hold the content, a hit when it did.
+func TestCacheStatusOfHeads(t *testing.T) {
+	o := newOrigin(t)
+	img := push(t, o, "library/app:1", 4096, 1)
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	cs := newCache(t, o, options{ttl: time.Hour})
+	for _, step := range []struct{ method, path, want string }{
+		{"HEAD", "/v2/library/app/blobs/" + ld.String(), "Entrepot; fwd=miss"},
+		{"GET", "/v2/library/app/blobs/" + ld.String(), "Entrepot; fwd=miss; stored"},
+		{"HEAD", "/v2/library/app/blobs/" + ld.String(), "Entrepot; hit"},
+		{"GET", "/v2/library/app/manifests/1", "Entrepot; fwd=miss; stored"},
+		{"HEAD", "/v2/library/app/manifests/1", "Entrepot; hit"},
+	} {
+		if step.method == "HEAD" {
+			waitFor(t, "the blob committed", func() bool { return cs.cache.Filling() == 0 })
+		}
+		resp, _ := cs.do(t, step.method, step.path, "Accept", "application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json")
+		if got := resp.Header.Get("Cache-Status"); resp.StatusCode != 200 || got != step.want {
+			t.Errorf("%s %s: %d, Cache-Status %q; want %q", step.method, step.path, resp.StatusCode, got, step.want)
+		}
+	}
+}

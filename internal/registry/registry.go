@@ -42,7 +42,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, out := cache.WithOutcome(r.Context())
 		r = r.WithContext(ctx)
 		info := describe(r, rt)
-		err = s.serve(&answer{ResponseWriter: w, info: info, out: out}, r, rt)
+		a := &answer{ResponseWriter: w, info: info, out: out, head: r.Method == http.MethodHead}
+		if err = s.serve(a, r, rt); err == nil && !a.wrote {
+			// A HEAD's handler sets headers only: the status goes out
+			// here, so that it carries the result too.
+			a.WriteHeader(http.StatusOK)
+		}
 	}
 	if err != nil {
 		s.writeError(w, r, rt, err)
@@ -75,6 +80,7 @@ type answer struct {
 	http.ResponseWriter
 	info  *httpx.Info
 	out   *cache.Outcome
+	head  bool // a HEAD stores nothing
 	wrote bool
 }
 
@@ -87,7 +93,7 @@ func (a *answer) WriteHeader(code int) {
 				res = cache.Hit
 			}
 			a.info.Result = res.String()
-			a.Header().Set("Cache-Status", cacheStatus(res))
+			a.Header().Set("Cache-Status", cacheStatus(res, a.head))
 		}
 	}
 	a.ResponseWriter.WriteHeader(code)
@@ -114,10 +120,14 @@ func (a *answer) ReadFrom(r io.Reader) (int64, error) {
 // Unwrap returns the writer underneath, for http.ResponseController.
 func (a *answer) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
-// cacheStatus is the Cache-Status value (RFC 9211) of a result.
-func cacheStatus(r cache.Result) string {
+// cacheStatus is the Cache-Status value (RFC 9211) of a result; a HEAD
+// that missed was forwarded, but nothing was stored.
+func cacheStatus(r cache.Result, head bool) string {
 	switch r {
 	case cache.Miss:
+		if head {
+			return "Entrepot; fwd=miss"
+		}
 		return "Entrepot; fwd=miss; stored"
 	case cache.Joined:
 		return "Entrepot; hit; collapsed"
@@ -130,10 +140,14 @@ func cacheStatus(r cache.Result) string {
 }
 
 // errorStatus is the Cache-Status value of an error answer: forwarded, with
-// the upstream's status, when the upstream gave the error.
+// the upstream's status, when the upstream gave the error; denied, and not
+// forwarded, when the upstream's policy refused the image.
 func errorStatus(err error) string {
 	var ue *upstream.Error
+	var de *cache.DeniedError
 	switch {
+	case errors.As(err, &de):
+		return "Entrepot; detail=denied"
 	case errors.As(err, &ue) && ue.Status > 0:
 		return "Entrepot; fwd=miss; fwd-status=" + strconv.Itoa(ue.Status)
 	case errors.As(err, &ue):
@@ -220,7 +234,12 @@ func toHTTP(err error, kind route.Kind) *httpx.Error {
 		return he
 	}
 	var ue *upstream.Error
+	var de *cache.DeniedError
 	switch {
+	case errors.As(err, &de):
+		// The message names the policy: the client's owner learns what to
+		// ask the cache's operator for.
+		return httpx.Errorf(http.StatusForbidden, oci.CodeDenied, "%s", de.Error())
 	case errors.As(err, &ue):
 		return upstreamError(ue, kind)
 	case errors.Is(err, oci.ErrDigestMismatch), errors.Is(err, oci.ErrInvalid):
