@@ -103,7 +103,7 @@ func serve(cfg *config.Config) error {
 	defer dir.Close()
 	st := dir.Store()
 	fillCtx, cancelFills := context.WithCancel(context.Background())
-	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg.Storage), Policies: policies(cfg.Upstreams)}, log)
+	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg.Storage), Policies: policies(cfg.Upstreams), MaxFills: maxFills(cfg.Upstreams)}, log)
 	defer func() { cancelFills(); c.Close() }() // fills left behind remove their temporary files
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
 	maintained := make(chan struct{})
@@ -250,6 +250,15 @@ func serve(cfg *config.Config) error {
 // drainDelay is how long the listener stays open after SIGTERM, with
 // /readyz failing: a sixth of the grace, at most 5 s.
 func drainDelay(grace time.Duration) time.Duration { return min(grace/6, 5*time.Second) }
+
+// maxFills are the upstreams' bounds on fills, for the cache.
+func maxFills(ups []config.Upstream) map[string]int {
+	m := make(map[string]int, len(ups))
+	for _, u := range ups {
+		m[u.Name] = u.MaxFills
+	}
+	return m
+}
 
 // policies are the upstreams' approved-images policies, for the cache.
 func policies(ups []config.Upstream) map[string]cache.ImagePolicy {

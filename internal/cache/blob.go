@@ -75,8 +75,11 @@ func (c *Cache) Blob(ctx context.Context, src Source, repo string, d digest.Dige
 		return b, err
 	}
 	for attempt := 0; ; attempt++ {
-		f, joined := c.joinOrStartFill(src, repo, d)
-		err := f.waitFirstByte(ctx)
+		f, joined, err := c.joinOrStartCapped(ctx, src, repo, d)
+		if err != nil {
+			return nil, err
+		}
+		err = f.waitFirstByte(ctx)
 		if err == nil {
 			r := Miss
 			if joined {
@@ -108,9 +111,36 @@ func (c *Cache) openStored(ctx context.Context, d digest.Digest) (*Blob, error) 
 	return &Blob{Size: size, digest: d, r: r, content: c.store.Content, release: c.pulled.open(d, c.now())}, nil
 }
 
+// joinOrStartCapped joins the fill of blob d under way, or starts one
+// once the source's cap (MaxFills) has room for it.
+func (c *Cache) joinOrStartCapped(ctx context.Context, src Source, repo string, d digest.Digest) (f *fill, joined bool, err error) {
+	if f := c.joinFill(d); f != nil {
+		return f, true, nil
+	}
+	if err := c.caps.acquire(ctx, src.Name(), capWait); err != nil {
+		return nil, false, err
+	}
+	f, joined = c.joinOrStartFill(src, repo, d, true)
+	if joined {
+		c.caps.release(src.Name()) // another started it while we waited
+	}
+	return f, joined, nil
+}
+
+// joinFill joins the fill of d under way, if one has not failed.
+func (c *Cache) joinFill(d digest.Digest) *fill {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f := c.fills[d]; f != nil && !f.failed() {
+		c.Stats.BlobJoins.Add(1)
+		return f
+	}
+	return nil
+}
+
 // joinOrStartFill returns the fill of blob d under way (joined), or starts
-// one.
-func (c *Cache) joinOrStartFill(src Source, repo string, d digest.Digest) (f *fill, joined bool) {
+// one, which holds the place its caller took in the source's cap (capped).
+func (c *Cache) joinOrStartFill(src Source, repo string, d digest.Digest, capped bool) (f *fill, joined bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f := c.fills[d]; f != nil && !f.failed() {
@@ -118,28 +148,33 @@ func (c *Cache) joinOrStartFill(src Source, repo string, d digest.Digest) (f *fi
 		return f, true
 	}
 	c.Stats.BlobMisses.Add(1)
-	return c.startFill(src, repo, d, false), false
+	return c.startFill(src, repo, d, false, capped), false
 }
 
 // startFill starts a fill of d. Called with c.mu held. The fill holds one
 // of the source's slots while it runs: the one its caller took (slotted),
-// or a free one if there is one.
-func (c *Cache) startFill(src Source, repo string, d digest.Digest, slotted bool) *fill {
+// or a free one if there is one; and the place in its cap its caller took
+// (capped).
+func (c *Cache) startFill(src Source, repo string, d digest.Digest, slotted, capped bool) *fill {
 	slotted = slotted || c.slots.tryTake(src.Name())
 	f := newFill(d, src.Name(), repo)
 	c.fills[d] = f
-	run := func() {
-		c.runFill(src, f)
+	done := func() {
 		if slotted {
 			c.slots.give(src.Name())
 		}
+		if capped {
+			c.caps.release(src.Name())
+		}
+	}
+	run := func() {
+		c.runFill(src, f)
+		done()
 	}
 	if !c.spawn(run) {
 		delete(c.fills, d)
 		f.finish(c.ctx, c.store.Content, ErrClosed)
-		if slotted {
-			c.slots.give(src.Name())
-		}
+		done()
 	}
 	return f
 }

@@ -88,6 +88,8 @@ type Cache struct {
 	Stats Stats
 	// slots bounds, per source, the fills that leave room for prefetches.
 	slots *limiter
+	// caps bound, per source, all its fills (MaxFills).
+	caps *fillCaps
 	// prefetch is off when false.
 	prefetch bool
 	// approvals are the sources' policies by name; read-only after New.
@@ -137,6 +139,10 @@ type Options struct {
 	// Policies are the sources' approved-images policies, by source
 	// name. A source without one serves every image.
 	Policies map[string]ImagePolicy
+	// MaxFills bounds the blob fills under way per source, by name: a new
+	// fill waits a moment for a place, then fails with a
+	// *TooManyFillsError. A source without one is not bounded.
+	MaxFills map[string]int
 }
 
 // memoBytes bounds the manifests and tag records kept in memory: some
@@ -159,6 +165,7 @@ func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cac
 		limits:    opt.Limits,
 		committed: make(chan struct{}, 1),
 		slots:     newLimiter(opt.Prefetch),
+		caps:      newFillCaps(opt.MaxFills),
 		memo:      newMemo(memoBytes),
 		pulled:    newPulled(),
 		fills:     map[digest.Digest]*fill{},

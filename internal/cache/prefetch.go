@@ -40,15 +40,21 @@ func (c *Cache) prefetchBlobs(src Source, repo string, body []byte) {
 			if !c.slots.take(c.ctx, src.Name()) {
 				return
 			}
+			if c.caps.acquire(c.ctx, src.Name(), -1) != nil {
+				c.slots.give(src.Name())
+				return
+			}
 			if !c.startPrefetch(src, repo, d) {
 				c.slots.give(src.Name())
+				c.caps.release(src.Name())
 			}
 		}
 	})
 }
 
-// startPrefetch starts a fill of d, which takes over the slot its caller
-// holds, unless d is stored or filling already.
+// startPrefetch starts a fill of d, which takes over the slot and the
+// place in the source's cap its caller holds, unless d is stored or
+// filling already.
 func (c *Cache) startPrefetch(src Source, repo string, d digest.Digest) bool {
 	if _, err := c.store.Content.Stat(c.ctx, d); err == nil {
 		return false
@@ -59,6 +65,6 @@ func (c *Cache) startPrefetch(src Source, repo string, d digest.Digest) bool {
 		return false
 	}
 	c.Stats.Prefetches.Add(1)
-	c.startFill(src, repo, d, true)
+	c.startFill(src, repo, d, true, true)
 	return true
 }

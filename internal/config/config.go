@@ -148,6 +148,10 @@ type Upstream struct {
 	// remaining budget falls under it, cached tags are served as they are,
 	// without revalidation. Default 10% of the limit.
 	RateLimitFloor Floor
+	// MaxFills bounds the blob downloads from the upstream under way at
+	// once (max_fills); past it a new one waits a moment, then the client
+	// gets 429. 0, the default, is no limit.
+	MaxFills int
 	// Allow, Deny and ApprovedOnly are the upstream's approved-images
 	// policy (allow, deny, approved_only): repository patterns, each with
 	// an optional tag pattern, written relative to the upstream

@@ -27,6 +27,7 @@ import (
 //	    password_env: HUB_TOKEN # password read from this variable
 //	    password_file: /run/secrets/hub  # or from this file
 //	    ratelimit_floor: 10%    # or a count; stop revalidating under it
+//	    max_fills: 8            # blob downloads from it at once; 0 (absent): no limit
 //	    timeouts:               # each optional
 //	      connect: 5s
 //	      response_header: 8s
@@ -125,6 +126,7 @@ type fileUpstream struct {
 	// RateLimitFloor is a percentage or a count; yaml.v3 turns a number
 	// into its string.
 	RateLimitFloor *string `yaml:"ratelimit_floor"`
+	MaxFills       *int    `yaml:"max_fills"`
 	// The approved-images policy (policy.go).
 	Allow        []string `yaml:"allow"`
 	Deny         []string `yaml:"deny"`
@@ -353,6 +355,13 @@ func (fu *fileUpstream) upstream(key string, getenv func(string) string, replace
 		if up.RateLimitFloor, err = parseFloor(*fu.RateLimitFloor); err != nil {
 			return Upstream{}, fmt.Errorf("%s.ratelimit_floor: %w", key, err)
 		}
+	}
+
+	if fu.MaxFills != nil {
+		if *fu.MaxFills < 0 {
+			return Upstream{}, fmt.Errorf("%s.max_fills: %d is negative (0: no limit)", key, *fu.MaxFills)
+		}
+		up.MaxFills = *fu.MaxFills
 	}
 
 	if err := fu.policy(key, &up); err != nil {

@@ -132,6 +132,8 @@ type options struct {
 	transport http.RoundTripper
 	// policies are the upstreams' approved-images policies, by name.
 	policies map[string]cache.ImagePolicy
+	// maxFills bound the fills per upstream, by name.
+	maxFills map[string]int
 }
 
 func newCache(t *testing.T, o *origin, opt options) *cacheServer {
@@ -157,7 +159,7 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := nopLog()
-	c := cache.New(ctx, dir.Store(), cache.Options{Prefetch: opt.prefetch, Limits: opt.limits, Policies: opt.policies}, log)
+	c := cache.New(ctx, dir.Store(), cache.Options{Prefetch: opt.prefetch, Limits: opt.limits, Policies: opt.policies, MaxFills: opt.maxFills}, log)
 	u, _ := url.Parse(opt.url)
 	var ups []*upstream.Client
 	for _, name := range []string{"docker.io", "ghcr.io"} {

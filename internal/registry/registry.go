@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
@@ -145,7 +146,10 @@ func cacheStatus(r cache.Result, head bool) string {
 func errorStatus(err error) string {
 	var ue *upstream.Error
 	var de *cache.DeniedError
+	var tf *cache.TooManyFillsError
 	switch {
+	case errors.As(err, &tf):
+		return "Entrepot; detail=too-many-fills"
 	case errors.As(err, &de):
 		return "Entrepot; detail=denied"
 	case errors.As(err, &ue) && ue.Status > 0:
@@ -235,7 +239,12 @@ func toHTTP(err error, kind route.Kind) *httpx.Error {
 	}
 	var ue *upstream.Error
 	var de *cache.DeniedError
+	var tf *cache.TooManyFillsError
 	switch {
+	case errors.As(err, &tf):
+		e := httpx.Errorf(http.StatusTooManyRequests, oci.CodeTooManyRequests, "%s", tf.Error())
+		e.RetryAfter = time.Now().Add(tf.RetryAfter)
+		return e
 	case errors.As(err, &de):
 		// The message names the policy: the client's owner learns what to
 		// ask the cache's operator for.
