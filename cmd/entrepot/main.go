@@ -134,6 +134,7 @@ func serve(cfg *config.Config) error {
 		if gate, err = access.New(cfg.Auth, cfg.Access, route.NewTable(ups, cfg.Default), log); err != nil {
 			return err
 		}
+		adm.AllowAdmins(gate.Admin)
 	}
 	var clients *throttle.Clients
 	if cfg.Limits.ClientRPS > 0 {

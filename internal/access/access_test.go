@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/entrepot/entrepot/internal/admin"
 	"github.com/entrepot/entrepot/internal/auth"
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/config"
@@ -58,6 +59,9 @@ type fixture struct {
 	layer    string // one of its layers
 	gate     *Gate
 	logs     *syncBuffer
+	// answers holds every answer's headers and body but the token
+	// endpoint's, to search for secrets.
+	answers *syncBuffer
 }
 
 type syncBuffer struct {
@@ -80,7 +84,7 @@ func (s *syncBuffer) String() string {
 // newFixture starts the cache with the auth section and access list of
 // yaml (a configuration file's, with the upstream docker.io given).
 func newFixture(t *testing.T, yaml string) *fixture {
-	f := &fixture{logs: &syncBuffer{}}
+	f := &fixture{logs: &syncBuffer{}, answers: &syncBuffer{}}
 	reg := ggcr.New(ggcr.Logger(stdlog.New(io.Discard, "", 0)), ggcr.WithReferrersSupport(true))
 	f.origin = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !f.pushing.Load() {
@@ -138,10 +142,16 @@ func newFixture(t *testing.T, yaml string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/token", http.HandlerFunc(f.gate.ServeToken))
-	mux.Handle("/", httpx.Chain(registry.New(c, ups, cfg.Default, log), httpx.RequestID, httpx.AccessLog(log), f.gate.Middleware))
-	f.srv = httptest.NewServer(mux)
+	// As serve's mux, but without cleaning paths: the registry API sees
+	// them as sent.
+	api := httpx.Chain(registry.New(c, ups, cfg.Default, log), httpx.RequestID, httpx.AccessLog(log), f.gate.Middleware)
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			f.gate.ServeToken(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	}))
 	t.Cleanup(f.srv.Close)
 	f.host = strings.TrimPrefix(f.srv.URL, "http://")
 	return f
@@ -177,6 +187,9 @@ func (f *fixture) do(t *testing.T, method, path, authorization string) (*http.Re
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if !strings.HasPrefix(path, "/token") {
+		fmt.Fprintf(f.answers, "%v\n%s\n", resp.Header, body)
+	}
 	return resp, string(body)
 }
 
@@ -289,11 +302,14 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("GET /v2/ as bob: %d; want 200", resp.StatusCode)
 	}
 
-	// No secret reaches the log.
-	logs := f.logs.String()
-	for _, secret := range []string{alicePassword, ciToken, aliceToken, "bob-password"} {
+	// No secret reaches the log, nor any answer of the registry API.
+	logs, answers := f.logs.String(), f.answers.String()
+	for _, secret := range []string{alicePassword, ciToken, aliceToken, "bob-password", tokenKey} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("a secret is in the log: %q", secret[:8])
+		}
+		if strings.Contains(answers, secret) {
+			t.Errorf("a secret is in an answer: %q", secret[:8])
 		}
 	}
 }
@@ -384,4 +400,78 @@ func fuzzGate(tb testing.TB) *Gate {
 		tb.Fatal(err)
 	}
 	return g
+}
+
+// A rule's admin action opens the admin API to its users, with basic
+// credentials or a static token, besides the admin token; not to others,
+// not to anonymous clients, not with a registry token.
+func TestAdminAction(t *testing.T) {
+	f := newFixture(t, authYAML+"  - users: [alice]\n    repos: [\"*\"]\n    actions: [admin]\n")
+	adm := admin.New(nil, nil, "the-admin-token", slog.New(slog.DiscardHandler))
+	adm.Handle("GET /probe", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	adm.AllowAdmins(f.gate.Admin)
+	srv := httptest.NewServer(adm)
+	defer srv.Close()
+	registryToken := f.token(t, basic("alice", alicePassword), "repository:docker.io/library/app:pull")
+	for _, tc := range []struct {
+		authorization string
+		want          int
+	}{
+		{"Bearer the-admin-token", 200},
+		{basic("alice", alicePassword), 200},
+		{basic("alice", "wrong"), 401},
+		{basic("bob", "bob-password"), 401},
+		{"Bearer " + ciToken, 401},
+		{"Bearer " + registryToken, 401},
+		{"", 401},
+	} {
+		req, _ := http.NewRequest("GET", srv.URL+"/probe", nil)
+		if tc.authorization != "" {
+			req.Header.Set("Authorization", tc.authorization)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%.20s: %d; want %d", tc.authorization, resp.StatusCode, tc.want)
+		}
+	}
+}
+
+// Paths that name no upstream, or try to escape one, are refused to an
+// anonymous client before anything else, and never reach the origin;
+// with credentials they get the registry's own errors, never content of
+// another upstream.
+func TestPathTricks(t *testing.T) {
+	f := newFixture(t, authYAML)
+	for _, path := range []string{
+		"/v2/evil.example/library/app/manifests/1",
+		"/v2/library/app/manifests/1?ns=evil.example",
+		"/v2/library/app/manifests/1?ns=169.254.169.254",
+		"/v2/docker.io/library/../../ghcr.io/app/manifests/1",
+		"/v2/docker.io/library/app/manifests/..%2F..%2F1",
+		"/v2/docker.io//library/app/manifests/1",
+		"/v2/docker.io/library/app/blobs/sha256:" + strings.Repeat("0", 63),
+	} {
+		if resp, body := f.do(t, "GET", path, ""); resp.StatusCode != 401 {
+			t.Errorf("anonymous GET %s: %d %s; want 401", path, resp.StatusCode, body)
+		}
+		resp, body := f.do(t, "GET", path, basic("alice", alicePassword))
+		if resp.StatusCode == 200 || strings.Contains(body, alicePassword) {
+			t.Errorf("alice GET %s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	if n := f.requests.Load(); n != 0 {
+		t.Fatalf("path tricks reached the origin %d times", n)
+	}
+	// An encoded slash is a slash: the same repository, for the same
+	// rules.
+	if resp, _ := f.do(t, "GET", "/v2/docker.io%2Flibrary%2Fapp/manifests/1", ""); resp.StatusCode != 401 {
+		t.Errorf("anonymous GET with encoded slashes: %d; want 401", resp.StatusCode)
+	}
+	if resp, _ := f.do(t, "GET", "/v2/docker.io%2Fghcr.io%2Forg/app/manifests/1", basic("alice", alicePassword)); resp.StatusCode == 200 {
+		t.Errorf("alice GET of ghcr.io content through encoded slashes: %d", resp.StatusCode)
+	}
 }

@@ -109,6 +109,20 @@ func (r *Rules) Allow(id Identity, repo, action string) Decision {
 
 func ruleName(i int) string { return "access[" + strconv.Itoa(i) + "]" }
 
+// Admin tells whether a rule grants id the admin action: the admin API,
+// as its token does. Anonymous clients never get it.
+func (r *Rules) Admin(id Identity) bool {
+	if id.Anonymous() || id.Via == "bearer" {
+		return false // registry tokens are for the registry API
+	}
+	for _, g := range r.grants {
+		if slices.Contains(g.Actions, Admin) && r.applies(g, id) {
+			return true
+		}
+	}
+	return false
+}
+
 // applies tells whether a grant names id.
 func (r *Rules) applies(g Grant, id Identity) bool {
 	for _, u := range g.Users {
