@@ -4,8 +4,10 @@
 #   - Debian packages: nginx, wrk (pinned), jq, curl;
 #   - `go install` into $BENCH_GOBIN: crane, the Distribution registry, hey.
 
-# deb_version PACKAGE: the installed version, or nothing.
-deb_version() { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null | awk '$3 == "installed" { print $4 }'; }
+# deb_version PACKAGE: the installed version, or nothing (dpkg-query fails
+# for a package dpkg has never heard of: under pipefail that would end the
+# run on a bare machine).
+deb_version() { { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null || true; } | awk '$3 == "installed" { print $4 }'; }
 
 install_apt_packages() {
 	local need=() pkg want have

@@ -7,6 +7,9 @@
 #   entrepot      `entrepot serve --upstream docker.io=http://<front>`
 #   distribution  the Distribution registry v3 in proxy mode, same front
 #   nginx         nginx serving the same blob files with sendfile
+#   entrepot-tls, nginx-tls  the same two over HTTPS, one self-signed
+#                 certificate for both (bench/cmd/selfcert), for the tls
+#                 measurement only (bench/tls.sh)
 #
 # It installs what it needs at pinned versions, seeds the upstream
 # (bench/cmd/seed), runs each measurement over several rounds with the
@@ -17,7 +20,8 @@
 # Environment:
 #   BENCH_ROUNDS            rounds per measurement (default 5; 2 with BENCH_QUICK=1)
 #   BENCH_QUICK=1           smaller blobs (64 and 256 MiB, layers of 1-5 MiB), 2 rounds
-#   BENCH_ONLY              space-separated subset of: warm manifest cost crane cold scale
+#   BENCH_ONLY              space-separated subset of: warm manifest cost tls crane cold scale
+#                           (tls: warm throughput and CPU per GiB over HTTPS, next to plain HTTP)
 #   BENCH_MANIFEST_SECONDS  length of each manifest load run (default 2)
 #   BENCH_SCALE_EARLY_SECONDS  length of the load run right after each scale start (default 40; 20 with BENCH_QUICK=1)
 #   BENCH_RESULTS           parent folder of the results (default bench/results)
@@ -43,7 +47,7 @@ else
 	BENCH_ROUNDS=${BENCH_ROUNDS:-5}
 	SMALL_MIB=256 LARGE_MIB=1024 LAYER_MAX_MIB=20
 fi
-BENCH_ONLY=${BENCH_ONLY:-warm manifest cost crane cold scale}
+BENCH_ONLY=${BENCH_ONLY:-warm manifest cost tls crane cold scale}
 BENCH_MANIFEST_SECONDS=${BENCH_MANIFEST_SECONDS:-2}
 BENCH_RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
 BENCH_KEEP=${BENCH_KEEP:-0}
@@ -101,19 +105,23 @@ trap 'exit 130' INT TERM
 
 log "building Entrepot and the benchmark's programs"
 (cd "$ROOT" && timeout 600 go build -o "$WORK/bin/entrepot" ./cmd/entrepot) || die "go build ./cmd/entrepot failed"
-for p in countingproxy seed fetch mload procmon waitready fillstore report; do
+for p in countingproxy seed fetch mload procmon waitready fillstore report selfcert; do
 	(cd "$ROOT" && timeout 600 go build -o "$WORK/bin/$p" "./bench/cmd/$p") || die "go build ./bench/cmd/$p failed"
 done
 BIN=$WORK/bin
+# What this build of Entrepot offers, from its help (held in a variable:
+# grep -q on a pipe may end the writer early, and pipefail then says no).
+ENTREPOT_HELP=$({ "$BIN/entrepot" --help; "$BIN/entrepot" serve --help; } 2>&1 || true)
 # Entrepot fills a fetched manifest's blobs in the background by default
 # (--prefetch N, when this build has it): the crane measurement also runs it
 # with --prefetch 0, and the scale measurement primes its stores with it.
 HAS_PREFETCH=0
-"$BIN/entrepot" serve --help 2>&1 | grep -q -- '--prefetch' && HAS_PREFETCH=1
+[[ $ENTREPOT_HELP == *--prefetch* ]] && HAS_PREFETCH=1
 # Builds with an admin API listen on 127.0.0.1:5001 unless told: a free
-# port each, so that instances never collide.
+# port each, so that instances never collide (the flag is in serve's help
+# in later builds, in the top-level help in earlier ones).
 ADMIN_FLAG=()
-"$BIN/entrepot" --help 2>&1 | grep -q -- '--admin-listen' && ADMIN_FLAG=(--admin-listen 127.0.0.1:0)
+[[ $ENTREPOT_HELP == *--admin-listen* ]] && ADMIN_FLAG=(--admin-listen 127.0.0.1:0)
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # rec SECTION CASE SYSTEM ROUND METRIC VALUE: one raw figure.
@@ -150,6 +158,8 @@ pick_port FRONT_PORT
 pick_port E_PORT
 pick_port D_PORT
 pick_port N_PORT
+pick_port ET_PORT
+pick_port NT_PORT
 FRONT=http://127.0.0.1:$FRONT_PORT
 declare -A BASE=(
 	[direct]=$FRONT
@@ -157,7 +167,12 @@ declare -A BASE=(
 	[distribution]=http://127.0.0.1:$D_PORT
 	[nginx]=http://127.0.0.1:$N_PORT
 	[entrepot-noprefetch]=http://127.0.0.1:$E_PORT
+	[entrepot-tls]=https://127.0.0.1:$ET_PORT
+	[nginx-tls]=https://127.0.0.1:$NT_PORT
 )
+# The tls measurement's certificate, key and the authority its clients
+# trust (bench/cmd/selfcert writes them there).
+TLS_DIR=$WORK/tls
 
 # registry_config FILE ROOTDIR PORT [PROXY_URL]: a Distribution config with
 # filesystem storage, quiet logs (no access log, as nginx has none).
@@ -238,17 +253,28 @@ restart_cold() {
 	esac
 }
 
+# start_nginx NAME PORT [tls|ktls]: nginx on PORT serving the blob files
+# (and the manifest) from its own folder $WORK/NAME; sets BG_PID. With tls,
+# HTTPS with the certificate of $TLS_DIR; ktls also asks OpenSSL for kernel
+# TLS, so that sendfile carries on under TLS where the kernel and OpenSSL
+# allow it (bench/tls.sh tells whether it did). Fails when nginx does not
+# answer on /v2/.
 start_nginx() {
-	local d=$WORK/nginx
+	local name=$1 port=$2 mode=${3:-} d=$WORK/$1
 	mkdir -p "$d/tmp"
-	local user=""
+	local user="" listen="listen 127.0.0.1:$port;" ssl=""
 	[[ $(id -u) == 0 ]] && user="user root;"
+	if [[ -n $mode ]]; then
+		listen="listen 127.0.0.1:$port ssl;"
+		ssl="ssl_certificate $TLS_DIR/cert.pem; ssl_certificate_key $TLS_DIR/key.pem; ssl_protocols TLSv1.2 TLSv1.3;"
+		[[ $mode == ktls ]] && ssl+=" ssl_conf_command Options KTLS;"
+	fi
 	cat >"$d/nginx.conf" <<-EOF
 		$user
 		worker_processes auto;
 		daemon off;
 		pid $d/nginx.pid;
-		error_log $WORK/logs/nginx.log warn;
+		error_log $WORK/logs/$name.log warn;
 		events { worker_connections 4096; }
 		http {
 		  access_log off;
@@ -263,7 +289,8 @@ start_nginx() {
 		  types { }
 		  default_type application/octet-stream;
 		  server {
-		    listen 127.0.0.1:$N_PORT;
+		    $listen
+		    $ssl
 		    location ~ "^/v2/.+/blobs/sha256:(?<hex>[0-9a-f]{64})\$" {
 		      alias $WORK/blobs/\$hex;
 		    }
@@ -276,9 +303,8 @@ start_nginx() {
 		  }
 		}
 	EOF
-	start_bg nginx "$WORK/logs/nginx.log" nginx -p "$d" -c "$d/nginx.conf"
-	N_PID=$BG_PID
-	"$BIN/waitready" --url "${BASE[nginx]}/v2/" --pid "$N_PID" --timeout 30s >/dev/null || die "nginx did not start"
+	start_bg "$name" "$WORK/logs/$name.log" nginx -p "$d" -c "$d/nginx.conf"
+	"$BIN/waitready" --url "${BASE[$name]}/v2/" --ca "$TLS_DIR/ca.pem" --pid "$BG_PID" --timeout 30s >/dev/null
 }
 
 log "work directory $WORK; results in $OUT"
@@ -363,7 +389,11 @@ curl -sf -H "$ACCEPT" -o "$WORK/manifests/${LAYERS_MANIFEST#sha256:}" "$FRONT/v2
 [[ "sha256:$(sha256sum "$WORK/manifests/${LAYERS_MANIFEST#sha256:}" | cut -d' ' -f1)" == "$LAYERS_MANIFEST" ]] ||
 	die "the 40-layer manifest does not match its digest"
 chmod -R a+rX "$WORK/manifests"
-start_nginx
+# The authority and certificate exist before any server starts (waitready
+# is handed the authority, which only https URLs use).
+timeout 60 "$BIN/selfcert" --dir "$TLS_DIR" || die "selfcert failed"
+start_nginx nginx "$N_PORT" || die "nginx did not start"
+N_PID=$BG_PID
 # Check that every blob server serves the right bytes once.
 for sys in nginx direct; do
 	fetch_json "$WORK/check.json" --url "$(blob_url $sys small)" --digest "$SMALL_DIGEST"
@@ -374,8 +404,10 @@ done
 source "$BENCH_DIR/measure.sh"
 # shellcheck source=bench/scale.sh
 source "$BENCH_DIR/scale.sh"
+# shellcheck source=bench/tls.sh
+source "$BENCH_DIR/tls.sh"
 
-if in_only warm || in_only manifest || in_only cost; then
+if in_only warm || in_only manifest || in_only cost || in_only tls; then
 	log "starting the caches on empty stores and warming them (one full pull each)"
 	restart_cold entrepot
 	restart_cold distribution
@@ -385,6 +417,7 @@ fi
 in_only warm && bench_warm
 in_only manifest && bench_manifest
 in_only cost && bench_cost
+in_only tls && bench_tls
 in_only crane && bench_crane
 in_only cold && bench_cold
 stop_named entrepot
@@ -416,6 +449,7 @@ jq -n \
 	--slurpfile seed "$OUT/seed.json" \
 	--argjson fill "$(cat "$WORK/fill.json" 2>/dev/null || echo null)" \
 	--argjson scale "$(cat "$WORK/scale.json" 2>/dev/null || echo null)" \
+	--argjson tls "$(cat "$WORK/tls.json" 2>/dev/null || echo null)" \
 	'{date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel, memory: $mem},
 	  loadavg: {start: $load_start, end: $load_end},
 	  go: $go, entrepot_commit: $commit, entrepot_uncommitted_files: ($dirty | tonumber),
@@ -423,7 +457,7 @@ jq -n \
 	  versions: {nginx: $nginx, wrk: $wrk, crane: $crane, distribution: $distribution, hey: $hey},
 	  rounds: $rounds, quick: ($quick == 1), only: $only, manifest_seconds: $manifest_seconds,
 	  small_blob_bytes: $small, large_blob_bytes: $large, elapsed_s: $elapsed,
-	  seed: $seed[0], fill: $fill, scale: $scale}' >"$OUT/meta.json"
+	  seed: $seed[0], fill: $fill, scale: $scale, tls: $tls}' >"$OUT/meta.json"
 
 "$BIN/report" --raw "$RAW" --meta "$OUT/meta.json" --out "$OUT" || die "report failed"
 log "done in ${ELAPSED_S} s: $OUT/results.md"

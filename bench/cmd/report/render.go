@@ -28,7 +28,7 @@ func (r *report) caseLabel(section, c string) string {
 		return which
 	}
 	switch section {
-	case "warm", "cold", "cold20", "cost":
+	case "warm", "cold", "cold20", "cost", "tls":
 		which, n, _ := strings.Cut(c, "-")
 		return size(which) + ", " + clients(n)
 	case "manifest":
@@ -113,6 +113,13 @@ func (r *report) markdown() string {
 	if la, ok := m["loadavg"].(map[string]any); ok {
 		fmt.Fprintf(&b, "- Load average (1, 5, 15 min) at the start: %v; at the end: %v\n", la["start"], la["end"])
 	}
+	if t, ok := m["tls"].(map[string]any); ok {
+		fmt.Fprintf(&b, "- TLS (7): Entrepot answered over %v; nginx over %v, in %v", t["entrepot_conn"], t["nginx_conn"], t["nginx_mode"])
+		if why, _ := t["nginx_ktls_obstacles"].(string); why != "" {
+			fmt.Fprintf(&b, " (kernel TLS asked for, not used: %s)", why)
+		}
+		fmt.Fprintf(&b, "; %v\n", t["openssl"])
+	}
 	if p, ok := m["entrepot_prefetch_flag"].(bool); ok && p {
 		b.WriteString("- Entrepot runs with its default settings (background prefetch on); the crane measurement also shows it with --prefetch 0\n")
 	}
@@ -122,7 +129,13 @@ func (r *report) markdown() string {
 	for _, s := range specs {
 		r.table(&tables, s)
 	}
-	b.WriteString("## Targets\n\n| measurement | case | vs | ratio | target | |\n|---|---|---|---:|---|---|\n")
+	targets := false
+	for _, x := range r.ratios {
+		targets = targets || x.Met != nil
+	}
+	if targets { // a run of only the tls measurement has none
+		b.WriteString("## Targets\n\n| measurement | case | vs | ratio | target | |\n|---|---|---|---:|---|---|\n")
+	}
 	for _, x := range r.ratios {
 		if x.Met == nil {
 			continue
@@ -133,7 +146,9 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", x.Table, x.Case, x.Anchor, fmtRatio(x.Value), x.Target, mark)
 	}
-	b.WriteString("\n")
+	if targets {
+		b.WriteString("\n")
+	}
 	b.WriteString(tables.String())
 	if notes := r.errorNotes(); notes != "" {
 		b.WriteString("## Errors during load runs\n\n" + notes + "\n")

@@ -73,6 +73,8 @@ func chartIf50c(c string, _ *target) bool    { return c == "small-50c" }
 
 var costCases = []string{"small-1c", "small-50c", "large-50c"}
 
+var warmCases = []string{"small-1c", "small-16c", "large-1c", "large-16c"}
+
 var manifestCases = func() []string {
 	var cs []string
 	for _, m := range []string{"HEAD", "GET"} {
@@ -91,7 +93,7 @@ var specs = []tableSpec{
 		title: "1. Warm blob throughput", short: "WARM",
 		note:    "MB/s (10^6 bytes/s, all clients together) of GETs of a blob every system already holds. 1 client: the blob pulled again and again on one connection, 2 GiB in all, three times a round; 16 clients: one pull each, all at once. Targets ≥ 0.95× nginx, ≥ 1.0× Distribution.",
 		section: "warm", metric: "mbps", unit: "MB/s", higher: true,
-		cases:   []string{"small-1c", "small-16c", "large-1c", "large-16c"},
+		cases:   warmCases,
 		subject: "entrepot",
 		anchors: []anchorSpec{
 			{"nginx", fixed(">=", 0.95), chartIfTarget},
@@ -312,6 +314,24 @@ var specs = []tableSpec{
 		note:    "Measured on disk after the server stopped; the low watermark is 0.85.",
 		section: "evict", metric: "left_x", unit: "× bound", cases: []string{"100k"}, subject: "entrepot-100k-evict",
 	},
+	{
+		title: "7a. TLS: warm blob throughput", short: "TLS",
+		note:    "The load of table 1 (the same blobs, cases and client) against Entrepot and nginx over HTTPS, one self-signed certificate for both, HTTP/1.1 on both, and against the plain servers in the same rounds. Over TLS Entrepot copies every blob through user space (Go has no kernel TLS); the header above says in which mode nginx ran. The ratio column is Entrepot over TLS over each row; no target: the ratios show what TLS costs.",
+		section: "tls", metric: "mbps", unit: "MB/s", higher: true, cases: warmCases, subject: "entrepot-tls",
+		anchors: []anchorSpec{{"nginx-tls", nil, chartAlways}, {"entrepot", nil, chartNever}, {"nginx", nil, chartNever}},
+	},
+	{
+		title: "7b. TLS: server CPU seconds per GiB served", short: "TLS CPU S/GIB",
+		note:    "utime+stime of the server's processes (nginx: master and workers) during the runs of 7a, per GiB the clients received.",
+		section: "tls", metric: "cpu_s_per_gib", unit: "CPU s/GiB", cases: warmCases, subject: "entrepot-tls",
+		anchors: []anchorSpec{{"nginx-tls", nil, chartNever}, {"entrepot", nil, chartNever}, {"nginx", nil, chartNever}},
+	},
+	{
+		title: "7c. TLS: client CPU seconds per GiB received", short: "TLS CLIENT CPU",
+		note:    "utime+stime of the client (bench/cmd/fetch) during the same runs: decrypting costs the client too, on the same cores.",
+		section: "tls", metric: "client_cpu_s_per_gib", unit: "CPU s/GiB", cases: warmCases, subject: "entrepot-tls",
+		anchors: []anchorSpec{{"nginx-tls", nil, chartNever}, {"entrepot", nil, chartNever}, {"nginx", nil, chartNever}},
+	},
 }
 
 // earlyCases are the scale section's first seconds after a start: the
@@ -337,6 +357,8 @@ var systemNames = map[string]string{
 	"entrepot-100k-bound": "Entrepot, 100k blobs, bound on",
 	"entrepot-100k-evict": "Entrepot, 100k blobs, evicting",
 	"entrepot-noprefetch": "Entrepot, --prefetch 0",
+	"entrepot-tls":        "Entrepot, TLS",
+	"nginx-tls":           "nginx, TLS",
 }
 
 var systemShort = map[string]string{
@@ -345,6 +367,7 @@ var systemShort = map[string]string{
 	"direct":         "DIRECT",
 	"entrepot-empty": "EMPTY STORE",
 	"entrepot-100k":  "NO BOUND",
+	"nginx-tls":      "NGINX TLS",
 }
 
 func fmtNum(v float64) string {

@@ -2,10 +2,13 @@
 // milliseconds from --since-ns (a Unix time in nanoseconds, taken just
 // before the server was started; default: when waitready started) to that
 // first 200. It exits non-zero after --timeout, or as soon as --pid (the
-// server) has died.
+// server) has died. An https URL is verified against the authorities of
+// --ca when given.
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -21,10 +24,21 @@ func main() {
 	timeout := flag.Duration("timeout", 60*time.Second, "give up after this long")
 	interval := flag.Duration("interval", time.Millisecond, "pause between attempts")
 	pid := flag.Int("pid", 0, "fail early when this process is gone")
+	caFile := flag.String("ca", "", "PEM `FILE` of the authorities to trust for https (default: the system's)")
 	flag.Parse()
 	if *url == "" {
 		flag.Usage()
 		os.Exit(2)
+	}
+	var tlsConfig *tls.Config
+	if *caFile != "" {
+		b, err := os.ReadFile(*caFile)
+		pool := x509.NewCertPool()
+		if err != nil || !pool.AppendCertsFromPEM(b) {
+			fmt.Fprintf(os.Stderr, "waitready: --ca %s: no PEM certificate read (%v)\n", *caFile, err)
+			os.Exit(2)
+		}
+		tlsConfig = &tls.Config{RootCAs: pool}
 	}
 	since := time.Now()
 	if *sinceNS > 0 {
@@ -32,7 +46,7 @@ func main() {
 	}
 	client := &http.Client{
 		Timeout:   2 * time.Second,
-		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, TLSClientConfig: tlsConfig},
 	}
 	deadline := time.Now().Add(*timeout)
 	for time.Now().Before(deadline) {
