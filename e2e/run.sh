@@ -21,7 +21,7 @@
 #   E2E_RESULTS        file for the timing results (default: $WORK/results.txt)
 #   E2E_KEEP=1         keep the work directory after the run
 #   E2E_ONLY           space-separated subset of: timing fill crane http cachestatus tags referrers
-#                      sendfile skopeo regctl lifecycle containerd docker clientconfig outage
+#                      sendfile skopeo regctl lifecycle containerd docker clientconfig auth outage
 #                      (default: all)
 set -euo pipefail
 
@@ -44,7 +44,7 @@ E2E_BIG_MIB=${E2E_BIG_MIB:-256}
 E2E_BURST_MIB=${E2E_BURST_MIB:-32}
 E2E_TIMEOUT=${E2E_TIMEOUT:-300}
 E2E_KEEP=${E2E_KEEP:-0}
-E2E_ONLY=${E2E_ONLY:-timing fill crane http cachestatus tags skopeo regctl referrers sendfile lifecycle containerd docker clientconfig outage}
+E2E_ONLY=${E2E_ONLY:-timing fill crane http cachestatus tags skopeo regctl referrers sendfile lifecycle containerd docker clientconfig auth outage}
 E2E_GOBIN=${E2E_GOBIN:-$(go env GOPATH)/bin}
 
 # shellcheck source=scripts/lib.sh
@@ -176,5 +176,7 @@ if only containerd || only docker; then
 	fi
 fi
 only clientconfig && check_clientconfig
+# Before outage, which stops the upstream.
+only auth && check_auth
 only outage && check_outage
 exit 0

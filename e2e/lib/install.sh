@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Installs the suite's tools, skipping whatever is already there:
 #   - from Debian's packages: skopeo, containerd (with ctr), docker.io
-#     (dockerd and the docker CLI), jq, curl, strace, and podman when the
-#     clientconfig section runs (E2E_ONLY);
+#     (dockerd and the docker CLI), jq, curl, strace, podman when the
+#     clientconfig or auth section runs (E2E_ONLY), and for auth openssl
+#     (its CA and certificate) and apache2-utils (htpasswd -B);
 #   - with `go install` at pinned versions (scripts/lib.sh, and regctl's
 #     here), into $E2E_GOBIN: crane, regctl and the Distribution registry
 #     (the suite's upstream).
@@ -17,8 +18,13 @@ install_apt_packages() {
 	command -v jq >/dev/null || need+=(jq)
 	command -v curl >/dev/null || need+=(curl)
 	command -v strace >/dev/null || need+=(strace)
-	if [[ " ${E2E_ONLY:-clientconfig} " == *" clientconfig "* ]]; then
+	local only=" ${E2E_ONLY:-clientconfig auth} "
+	if [[ $only == *" clientconfig "* || $only == *" auth "* ]]; then
 		command -v podman >/dev/null || need+=(podman)
+	fi
+	if [[ $only == *" auth "* ]]; then
+		command -v openssl >/dev/null || need+=(openssl)
+		command -v htpasswd >/dev/null || need+=(apache2-utils)
 	fi
 	if ((${#need[@]} == 0)); then
 		log "apt packages: all present"
