@@ -342,27 +342,26 @@ type listener struct {
 // routes is the server's mux: health checks, metrics, and the registry API
 // behind the request pipeline.
 func routes(reg http.Handler, s listener) http.Handler {
-	auth := httpx.Middleware(httpx.Pass)
-	if s.gate != nil {
-		auth = s.gate.Middleware
-	}
-	count := httpx.Middleware(httpx.Pass)
+	// The pipeline, outermost first: the layers configured, in the order
+	// each needs (metrics, the dashboard and the audit trail see what the
+	// access gate refused; the rate limit knows the client's name).
+	mws := []httpx.Middleware{httpx.RequestID, httpx.AccessLog(s.log)}
 	if s.metrics != nil {
-		count = s.metrics.Middleware
+		mws = append(mws, s.metrics.Middleware)
 	}
-	record := httpx.Middleware(httpx.Pass)
 	if s.dashboard != nil {
-		record = s.dashboard.Middleware
+		mws = append(mws, s.dashboard.Middleware)
 	}
-	trail := httpx.Middleware(httpx.Pass)
 	if s.audit != nil {
-		trail = s.audit.Middleware
+		mws = append(mws, s.audit.Middleware)
 	}
-	fair := httpx.Middleware(httpx.Pass)
+	if s.gate != nil {
+		mws = append(mws, s.gate.Middleware)
+	}
 	if s.clients != nil {
-		fair = s.clients.Middleware
+		mws = append(mws, s.clients.Middleware)
 	}
-	api := httpx.Chain(reg, httpx.RequestID, httpx.AccessLog(s.log), count, record, trail, auth, fair)
+	api := httpx.Chain(reg, mws...)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -23,10 +23,6 @@ func Chain(h http.Handler, mws ...Middleware) http.Handler {
 	return h
 }
 
-// Pass is the middleware that adds nothing: the place of a layer not yet
-// configured.
-func Pass(h http.Handler) http.Handler { return h }
-
 type infoKey struct{}
 
 // Info is what the pipeline learns of one request, for the middlewares

@@ -51,7 +51,7 @@ func TestPipelineKeepsReaderFrom(t *testing.T) {
 			h.ServeHTTP(recorded, r)
 		})
 	}
-	srv := httptest.NewUnstartedServer(Chain(final, RequestID, AccessLog(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))), Pass, record))
+	srv := httptest.NewUnstartedServer(Chain(final, RequestID, AccessLog(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))), record))
 	Tune(srv.Config)
 	srv.Start()
 	defer srv.Close()
