@@ -406,7 +406,7 @@ func unclean(path string) bool {
 
 // writable checks that the store takes writes: a spool file and a record.
 func writable(ctx context.Context, st store.Store) error {
-	f, err := st.Spool.Create(ctx)
+	f, err := st.Spool.Create(ctx, "")
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/opencontainers/go-digest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +16,7 @@ import (
 // fullSpool refuses every new file, as a full or read-only disk does.
 type fullSpool struct{}
 
-func (fullSpool) Create(context.Context) (store.SpoolFile, error) {
+func (fullSpool) Create(context.Context, digest.Digest) (store.SpoolFile, error) {
 	return nil, errors.New("no space left on device")
 }
 

@@ -92,6 +92,8 @@ type Cache struct {
 	caps *fillCaps
 	// prefetch is off when false.
 	prefetch bool
+	// cluster is shared with the other replicas; nil: alone.
+	cluster Cluster
 	// approvals are the sources' policies by name; read-only after New.
 	approvals map[string]*approval
 
@@ -143,6 +145,9 @@ type Options struct {
 	// fill waits a moment for a place, then fails with a
 	// *TooManyFillsError. A source without one is not bounded.
 	MaxFills map[string]int
+	// Cluster is shared with the other replicas on the store; nil: the
+	// cache is alone.
+	Cluster Cluster
 }
 
 // memoBytes bounds the manifests and tag records kept in memory: some
@@ -157,6 +162,7 @@ func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cac
 	}
 	return &Cache{
 		approvals: approvals,
+		cluster:   opt.Cluster,
 		store:     s,
 		log:       log,
 		now:       time.Now,

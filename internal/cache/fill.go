@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -60,7 +61,20 @@ func (c *Cache) runFill(src Source, f *fill) {
 		return
 	}
 	c.Stats.BlobFills.Add(1)
-	if err := f.finish(c.ctx, c.store.Content, c.download(src, f)); err != nil {
+	var fc fillClaim
+	defer fc.end() // after the commit: other replicas find the claim or the blob
+	err := c.download(src, f, &fc)
+	if errors.Is(err, errStored) {
+		size, err := c.store.Content.Stat(c.ctx, f.digest)
+		if err == nil {
+			f.stored(size)
+			return
+		}
+	}
+	if err == nil && fc.relayed {
+		c.awaitCommit(f.digest)
+	}
+	if err := f.finish(c.ctx, c.store.Content, err); err != nil {
 		c.Stats.BlobFillErrors.Add(1)
 		c.log.Warn("blob fill failed", "upstream", src.Name(), "repo", f.repo, "digest", f.digest, "err", err)
 		return
@@ -68,24 +82,67 @@ func (c *Cache) runFill(src Source, f *fill) {
 	c.noteCommit()
 }
 
-// download streams the source's body into a spool file, hashing it in
-// parallel (pipeHash), and returns nil only if every byte arrived and the
-// digest matches.
-func (c *Cache) download(src Source, f *fill) error {
-	body, size, err := src.OpenBlob(c.ctx, f.repo, f.digest, 0)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	w, err := c.store.Spool.Create(c.ctx)
-	if err != nil {
-		return err
-	}
-	f.start(w, size)
+// maxResumes is how many times a download whose bytes stop coming (a
+// connection cut, a replica gone) resumes from where it stopped.
+const maxResumes = 3
 
+// download streams the blob into a spool file, hashing it in parallel
+// (pipeHash), and returns nil only if every byte arrived and the digest
+// matches. The bytes come from the source, or from the replica whose fill
+// holds the cluster's claim (openFill); when they stop coming, the
+// download resumes from the last byte written, from the source or from
+// the claim's new owner, so that the clients sharing the fill get one
+// whole, verified stream.
+func (c *Cache) download(src Source, f *fill, fc *fillClaim) error {
 	h := newPipeHash(f.digest.Algorithm().Hash())
 	defer h.close()
+	var w store.SpoolFile
 	var written int64
+	for attempt := 0; ; attempt++ {
+		body, size, err := c.openFill(src, f, fc, written)
+		if err != nil {
+			return err
+		}
+		if w == nil {
+			spooled := f.digest
+			if fc.relayed {
+				spooled = "" // the owner stores it
+			}
+			if w, err = c.store.Spool.Create(c.ctx, spooled); err != nil {
+				body.Close()
+				return err
+			}
+			f.start(w, size)
+		}
+		written, err = c.copyBody(body, w, h, f, written)
+		body.Close()
+		var rerr *readError
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &rerr) || attempt >= maxResumes || c.ctx.Err() != nil {
+			return err
+		}
+		c.log.Warn("blob download cut short; resuming", "upstream", src.Name(), "digest", f.digest, "at", written, "from_replica", fc.relayed, "err", rerr.err)
+	}
+	if got := digest.NewDigest(f.digest.Algorithm(), h.sum()); got != f.digest {
+		return fmt.Errorf("%w: upstream %q sent %s for blob %s", oci.ErrDigestMismatch, src.Name(), got, f.digest)
+	}
+	f.verify()
+	return nil
+}
+
+// readError is a failure to read the body, after which the download may
+// resume; a failure to write the spool is not one.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// copyBody writes body to w, the hash and the fill, from written bytes
+// into the blob, until body ends, and returns the bytes written since the
+// start of the blob.
+func (c *Cache) copyBody(body io.Reader, w io.Writer, h *pipeHash, f *fill, written int64) (int64, error) {
 	for {
 		buf := h.buffer()
 		n, rerr := readChunk(body, *buf, written)
@@ -95,23 +152,18 @@ func (c *Cache) download(src Source, f *fill) error {
 		}
 		h.write(buf, n) // every buffer goes back, even on failure
 		if werr != nil {
-			return werr
+			return written, werr
 		}
 		if n > 0 {
 			written = f.advance(n)
 		}
 		if rerr == io.EOF {
-			break
+			return written, nil
 		}
 		if rerr != nil {
-			return fmt.Errorf("upstream %q: reading blob %s: %w", src.Name(), f.digest, rerr)
+			return written, &readError{fmt.Errorf("upstream %q: reading blob %s: %w", f.source, f.digest, rerr)}
 		}
 	}
-	if got := digest.NewDigest(f.digest.Algorithm(), h.sum()); got != f.digest {
-		return fmt.Errorf("%w: upstream %q sent %s for blob %s", oci.ErrDigestMismatch, src.Name(), got, f.digest)
-	}
-	f.verify()
-	return nil
 }
 
 // readChunk reads a fill's next chunk into buf, written bytes into the

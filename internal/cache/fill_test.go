@@ -27,8 +27,8 @@ type fullDisk struct {
 	limit int
 }
 
-func (s fullDisk) Create(ctx context.Context) (store.SpoolFile, error) {
-	f, err := s.Spool.Create(ctx)
+func (s fullDisk) Create(ctx context.Context, d digest.Digest) (store.SpoolFile, error) {
+	f, err := s.Spool.Create(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -97,8 +97,8 @@ type spoolLog struct {
 	writes []int
 }
 
-func (s *spoolLog) Create(ctx context.Context) (store.SpoolFile, error) {
-	f, err := s.Spool.Create(ctx)
+func (s *spoolLog) Create(ctx context.Context, d digest.Digest) (store.SpoolFile, error) {
+	f, err := s.Spool.Create(ctx, d)
 	if err != nil {
 		return nil, err
 	}

@@ -34,10 +34,21 @@ func (c *Cache) Maintain(ctx context.Context) {
 	var short shortfall
 	for {
 		// A store past its bound at start is evicted at once.
+		// In a cluster, eviction and expiry are the leader's work, done
+		// once for all.
 		idle := c.limits.MaxIdle > 0 && c.now().Sub(lastExpiry) >= min(expireEvery, c.limits.MaxIdle)
-		if over, usage := c.overHigh(ctx); idle || over && short.retry(c.now(), usage, c.limits.MaxSize) {
+		if !c.leads() {
+			lastExpiry = c.now() // a new leader expires after a period
+		} else if over, usage := c.overHigh(ctx); idle || over && short.retry(c.now(), usage, c.limits.MaxSize) {
 			if idle {
 				lastExpiry = c.now()
+			}
+			if c.cluster != nil {
+				// The other replicas' pull times, flushed to the store.
+				c.FlushPulls(ctx)
+				if err := c.pulled.load(ctx, c.store.Records); err != nil && ctx.Err() == nil {
+					c.log.Warn("reading pull times", "err", err)
+				}
 			}
 			if _, err := c.Evict(ctx); err != nil && ctx.Err() == nil {
 				c.log.Warn("eviction failed", "err", err)
@@ -66,6 +77,10 @@ func (c *Cache) Maintain(ctx context.Context) {
 		}
 	}
 }
+
+// leads tells whether this cache does the lifecycle work: alone, always;
+// in a cluster, while it leads.
+func (c *Cache) leads() bool { return c.cluster == nil || c.cluster.Leader() }
 
 // overHigh tells whether the content is past the high watermark, and how
 // much there is.

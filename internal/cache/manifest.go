@@ -127,8 +127,26 @@ func (c *Cache) manifestByDigest(ctx context.Context, src Source, repo string, w
 		return c.headManifest(ctx, src, repo, want.Digest)
 	}
 	v, err := c.flight(ctx, "manifest "+src.Name()+"/"+repo+"@"+want.Digest.String(), func(ctx context.Context) (any, Result, error) {
-		if m, err := c.storedManifest(ctx, want.Digest, false); err == nil {
+		stored := func() (m *Manifest, ok bool) {
+			m, err := c.storedManifest(ctx, want.Digest, false)
+			return m, err == nil
+		}
+		if m, ok := stored(); ok {
 			return m, Hit, nil
+		}
+		var m *Manifest
+		unlock, ran := c.once(ctx, "manifest "+want.Digest.String(), func() (ok bool) {
+			m, ok = stored()
+			return ok
+		})
+		if !ran {
+			return m, Joined, nil // another replica fetched it
+		}
+		defer unlock()
+		if c.cluster != nil {
+			if m, ok := stored(); ok {
+				return m, Joined, nil
+			}
 		}
 		m, err := c.fetchManifest(ctx, src, repo, want.Digest.String(), want.Digest)
 		return m, Miss, err
@@ -171,6 +189,21 @@ func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key st
 	cached, fresh := c.loadTag(ctx, src, key)
 	if fresh { // refreshed by a flight that just ended
 		return cached, Hit, nil
+	}
+	// In a cluster, one replica revalidates for all; the others read its
+	// answer from the store.
+	unlock, ran := c.once(ctx, "tag "+key, func() bool {
+		cached, fresh = c.loadTag(ctx, src, key)
+		return fresh
+	})
+	if !ran {
+		return cached, Hit, nil
+	}
+	defer unlock()
+	if c.cluster != nil {
+		if cached, fresh = c.loadTag(ctx, src, key); fresh {
+			return cached, Hit, nil
+		}
 	}
 	rec, stale, err := c.checkTag(ctx, src, repo, tag, cached)
 	if err != nil || stale {
@@ -321,7 +354,7 @@ func (c *Cache) storeManifest(ctx context.Context, src Source, repo string, m *M
 	for _, d := range parseRefs(m.Body) {
 		c.pulled.touch(d, now)
 	}
-	w, err := c.store.Spool.Create(ctx)
+	w, err := c.store.Spool.Create(ctx, m.Digest)
 	if err != nil {
 		return err
 	}

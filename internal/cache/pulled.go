@@ -176,13 +176,22 @@ func (p *pulled) restore(batch map[digest.Digest]int64, old []string) {
 	p.batches = append(old, p.batches...)
 }
 
-// load merges the stored batches into what is known. Records that are no
-// batch (a torn write cannot be one: records are put atomically) are
+// load merges the stored batches it has not merged yet into what is known:
+// at start, and in a cluster before each eviction, to know the other
+// replicas' pulls. Records that are no batch (a torn write cannot be one: records are put atomically) are
 // skipped.
 func (p *pulled) load(ctx context.Context, records store.Records) error {
+	p.mu.Lock()
+	have := make(map[string]bool, len(p.batches))
+	for _, k := range p.batches {
+		have[k] = true
+	}
+	p.mu.Unlock()
 	var keys []string
 	err := records.Walk(ctx, pulledPrefix, func(key string) error {
-		keys = append(keys, key)
+		if !have[key] { // merged already: load runs again in a cluster
+			keys = append(keys, key)
+		}
 		return nil
 	})
 	if err != nil {

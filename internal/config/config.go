@@ -46,6 +46,11 @@ type Config struct {
 	Audit Audit
 	// Limits are the clients' fair use (the limits section).
 	Limits Limits
+	// Cluster makes replicas on one bucket one cache (the cluster
+	// section); Redirect sends stored blobs' bytes from the bucket (the
+	// redirect section).
+	Cluster  Cluster
+	Redirect Redirect
 	// Log is how the server logs (the log section).
 	Log Log
 	// Metrics serves /metrics on the registry API's listener as well as
@@ -70,6 +75,9 @@ type Log struct {
 
 // Storage bounds what the store keeps.
 type Storage struct {
+	// S3 is the bucket that holds content and records (storage.s3); nil:
+	// the data directory holds everything.
+	S3 *S3
 	// MaxSize bounds the committed content in bytes (storage.max_size,
 	// --max-size, written like 50GiB or 500MiB). 0, the default, means
 	// no bound.

@@ -43,6 +43,7 @@ func Defaults() *Config {
 		Metrics:  true,
 
 		ShutdownGrace: defaultShutdownGrace,
+		Redirect:      Redirect{Expiry: 10 * time.Minute},
 		Auth:          Auth{TokenTTL: 5 * time.Minute},
 	}
 	for _, r := range [...]struct{ name, host string }{

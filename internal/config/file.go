@@ -46,6 +46,14 @@ import (
 //	  max_idle: 30d             # remove what nobody pulled for this long; 0: never
 //	  pin:                      # patterns never evicted (oci.CheckPattern)
 //	    - docker.io/library/node:20*
+//	  s3:                       # content and records in a bucket; data holds fills in progress
+//	    endpoint: https://minio.internal:9000  # absent: AWS's, for region
+//	    region: eu-west-1
+//	    bucket: entrepot
+//	    prefix: cache/          # optional
+//	    path_style: true        # MinIO, Ceph RGW
+//	    access_key_env: S3_KEY  # with secret_key_env; absent: the AWS chain
+//	    secret_key_env: S3_SECRET
 //	warm:
 //	  every: 6h                 # 0 (absent): only at start-up
 //	  images:                   # registry written out; the tag may hold *
@@ -80,6 +88,15 @@ import (
 //	  client_burst: 100         # default: 2×client_rps, at least 20
 //	audit:
 //	  file: /var/log/entrepot/audit.jsonl  # a JSON line per pull decision; "-": stdout; reopened on SIGHUP
+//	cluster:                    # replicas on one bucket acting as one cache
+//	  redis: redis://redis:6379/0
+//	  advertise: 10.0.0.5:5000  # where the other replicas reach this one
+//	  secret_env: PEER_SECRET   # their shared secret (16 bytes or more)
+//	redirect:                   # stored blobs' GETs answer 307 to a presigned URL (needs storage.s3)
+//	  enabled: true
+//	  expiry: 10m
+//	  clients: [10.0.0.0/8]     # networks redirected; absent: all
+//	  direct: [10.20.0.0/16]    # networks always served by the replica
 //	metrics: true               # /metrics on listen too (always on admin.listen)
 //	shutdown_grace: 30s         # running pulls may finish this long after SIGTERM
 type fileConfig struct {
@@ -93,15 +110,17 @@ type fileConfig struct {
 	Upstreams []fileUpstream `yaml:"upstreams"`
 	// The sections are values: an absent one has only nil fields, which
 	// keep the defaults.
-	Storage fileStorage `yaml:"storage"`
-	Warm    fileWarm    `yaml:"warm"`
-	Admin   fileAdmin   `yaml:"admin"`
-	Log     fileLog     `yaml:"log"`
-	TLS     fileTLS     `yaml:"tls"`
-	Auth    fileAuth    `yaml:"auth"`
-	Access  []fileGrant `yaml:"access"`
-	Audit   fileAudit   `yaml:"audit"`
-	Limits  fileLimits  `yaml:"limits"`
+	Storage  fileStorage  `yaml:"storage"`
+	Warm     fileWarm     `yaml:"warm"`
+	Admin    fileAdmin    `yaml:"admin"`
+	Log      fileLog      `yaml:"log"`
+	TLS      fileTLS      `yaml:"tls"`
+	Auth     fileAuth     `yaml:"auth"`
+	Access   []fileGrant  `yaml:"access"`
+	Audit    fileAudit    `yaml:"audit"`
+	Limits   fileLimits   `yaml:"limits"`
+	Cluster  fileCluster  `yaml:"cluster"`
+	Redirect fileRedirect `yaml:"redirect"`
 
 	Metrics       *bool   `yaml:"metrics"`
 	ShutdownGrace *string `yaml:"shutdown_grace"`
@@ -277,6 +296,19 @@ func (fc *fileConfig) apply(cfg *Config, getenv func(string) string, replaced bo
 		return err
 	}
 	if err := fc.Storage.apply(&cfg.Storage); err != nil {
+		return err
+	}
+	if fc.Storage.S3 != nil {
+		s3, err := fc.Storage.S3.apply(getenv)
+		if err != nil {
+			return err
+		}
+		cfg.Storage.S3 = s3
+	}
+	if err := fc.Cluster.apply(cfg, getenv); err != nil {
+		return err
+	}
+	if err := fc.Redirect.apply(cfg); err != nil {
 		return err
 	}
 	if err := fc.Warm.apply(&cfg.Warm); err != nil {

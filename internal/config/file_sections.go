@@ -16,6 +16,7 @@ type fileStorage struct {
 	LowWatermark  *string  `yaml:"low_watermark"`
 	MaxIdle       *string  `yaml:"max_idle"`
 	Pin           []string `yaml:"pin"`
+	S3            *fileS3  `yaml:"s3"`
 }
 
 // fileWarm is the warm section.

@@ -91,6 +91,7 @@ func TestDefaults(t *testing.T) {
 
 		ShutdownGrace: 30 * time.Second,
 		Auth:          Auth{TokenTTL: 5 * time.Minute},
+		Redirect:      Redirect{Expiry: 10 * time.Minute},
 	}
 	got := Defaults()
 	if !reflect.DeepEqual(got, want) {

@@ -38,8 +38,11 @@ type Store struct {
 // Spool holds fills in progress. Implementations are safe for concurrent
 // use.
 type Spool interface {
-	// Create starts a new spool file.
-	Create(ctx context.Context) (SpoolFile, error)
+	// Create starts a new spool file for blob d. A backend that can store
+	// a blob while it arrives (an object store's multipart upload) may
+	// begin to, out of sight until the Commit of d; d "" asks for a file
+	// that is only spooled (a copy of a fill another replica stores).
+	Create(ctx context.Context, d digest.Digest) (SpoolFile, error)
 }
 
 // SpoolFile receives a blob's bytes while a fill is under way. Write is

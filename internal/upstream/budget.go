@@ -50,6 +50,7 @@ func (c *Client) noteBudget(h http.Header) {
 	changed := saving != b.saving
 	b.saving = saving
 	b.mu.Unlock()
+	c.publish()
 	switch {
 	case changed && saving:
 		c.log.Warn("upstream rate-limit budget under its floor: serving cached tags without revalidation, keeping the rest for content not cached",
@@ -65,6 +66,7 @@ func (c *Client) Budget() Budget {
 	b.mu.Lock()
 	last := b.last
 	b.mu.Unlock()
+	last = c.sharedBudget(last)
 	last.Saving = c.saving(last)
 	return last
 }

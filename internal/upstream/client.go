@@ -54,6 +54,9 @@ type Client struct {
 
 	health *Health
 	budget budget
+	// shared is what the cluster's replicas know of the upstream
+	// (Share); nil: this replica's answers only.
+	shared Shared
 	// observer is told of every request and of the body bytes read.
 	observer Observer
 }

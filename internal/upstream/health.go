@@ -25,6 +25,9 @@ type Health struct {
 	// blockedUntil is when a 429's Retry-After expires; until then the
 	// client refuses without contacting the upstream.
 	blockedUntil time.Time
+	// shared returns the block other replicas announced (Client.Share);
+	// nil: none. Called without mu held.
+	shared func() time.Time
 }
 
 func newHealth(now func() time.Time) *Health { return &Health{now: now} }
@@ -32,21 +35,46 @@ func newHealth(now func() time.Time) *Health { return &Health{now: now} }
 // Failing tells whether the upstream failed lately or is blocked, so that a
 // cached answer is served without asking it.
 func (h *Health) Failing() bool {
+	blocked := h.sharedBlock()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.now()
-	return now.Before(h.failedUntil) || now.Before(h.blockedUntil)
+	return now.Before(h.failedUntil) || now.Before(h.blockedUntil) || now.Before(blocked)
+}
+
+// sharedBlock is the block other replicas announced, or the zero time.
+func (h *Health) sharedBlock() time.Time {
+	if h.shared == nil {
+		return time.Time{}
+	}
+	return h.shared()
 }
 
 // BlockedUntil returns when the upstream may be contacted again after a
 // 429, or the zero time when it is not blocked.
 func (h *Health) BlockedUntil() time.Time {
+	blocked := h.sharedBlock()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.now().Before(h.blockedUntil) {
-		return h.blockedUntil
+	blocked = later(blocked, h.blockedUntil)
+	if h.now().Before(blocked) {
+		return blocked
 	}
 	return time.Time{}
+}
+
+// ownBlock is the block this replica's answers set, for sharing.
+func (h *Health) ownBlock() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.blockedUntil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // failed starts a quiet period.

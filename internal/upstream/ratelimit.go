@@ -36,6 +36,7 @@ func (c *Client) blockedError(until time.Time) *Error {
 // refused request.
 func (c *Client) block(h http.Header) time.Time {
 	until, wasBlocked := c.health.block(retryAfter(h.Get("Retry-After"), c.now()))
+	c.publish()
 	if !wasBlocked {
 		attrs := []any{"upstream", c.name, "until", until}
 		for _, k := range []string{"Ratelimit-Limit", "Ratelimit-Remaining", "Docker-Ratelimit-Source"} {

@@ -100,7 +100,7 @@ func (s content) copySpool(ctx context.Context, sf store.SpoolFile) (*spoolFile,
 		return nil, err
 	}
 	defer r.Close()
-	own, err := spool{s.Dir}.Create(ctx)
+	own, err := spool{s.Dir}.Create(ctx, "")
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func TestNewCleansInterruptedFills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := d.Store().Spool.Create(context.Background())
+	f, err := d.Store().Spool.Create(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestNewCleansInterruptedFills(t *testing.T) {
 func TestDirectoryIsLocked(t *testing.T) {
 	root := t.TempDir()
 	first := open(t, root)
-	f, err := first.Store().Spool.Create(context.Background())
+	f, err := first.Store().Spool.Create(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestUsageCountedAtOpen(t *testing.T) {
 	ctx := context.Background()
 	s := d.Store()
 	for _, b := range []string{"one", "three"} {
-		f, err := s.Spool.Create(ctx)
+		f, err := s.Spool.Create(ctx, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestUsageWhileCounting(t *testing.T) {
 	dir.beginCount() // as the first Usage does
 	for i := range 100 {
 		b := []byte("new " + strconv.Itoa(i))
-		f, err := s.Spool.Create(ctx)
+		f, err := s.Spool.Create(ctx, "")
 		if err != nil {
 			t.Fatal(err)
 		}

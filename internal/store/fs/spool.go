@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"fmt"
+	"github.com/opencontainers/go-digest"
 	"io"
 	"os"
 
@@ -10,7 +11,7 @@ import (
 )
 
 // Create implements store.Spool: a temporary file in tmp/.
-func (s spool) Create(context.Context) (store.SpoolFile, error) {
+func (s spool) Create(context.Context, digest.Digest) (store.SpoolFile, error) {
 	f, err := os.CreateTemp(s.tmpDir(), "fill-*")
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)

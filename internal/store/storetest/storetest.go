@@ -21,7 +21,7 @@ var content = bytes.Repeat([]byte("entrepot "), 10000)
 func Spool(t *testing.T, sp store.Spool) {
 	ctx := context.Background()
 	t.Run("ReadWhileWriting", func(t *testing.T) {
-		f, err := sp.Create(ctx)
+		f, err := sp.Create(ctx, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func Spool(t *testing.T, sp store.Spool) {
 		}
 	})
 	t.Run("ReadersAreIndependent", func(t *testing.T) {
-		f, err := sp.Create(ctx)
+		f, err := sp.Create(ctx, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func Content(t *testing.T, c store.Content, sp store.Spool) {
 	ctx := context.Background()
 	d := digest.FromBytes(content)
 	spooled := func(t *testing.T, b []byte) store.SpoolFile {
-		f, err := sp.Create(ctx)
+		f, err := sp.Create(ctx, "")
 		if err != nil {
 			t.Fatal(err)
 		}
