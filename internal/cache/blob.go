@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/entrepot/entrepot/internal/store"
 	"github.com/opencontainers/go-digest"
@@ -270,3 +271,31 @@ func (c *Cache) Usage(ctx context.Context) (store.Usage, error) { return c.store
 
 // MaxSize is the store's bound (0: none).
 func (c *Cache) MaxSize() int64 { return c.limits.MaxSize }
+
+// BlobURL returns a URL that serves stored blob d for expiry, from the
+// store's backend (a presigned object store URL), or "" when the blob is
+// not stored (it is filled and streamed) or the store cannot give one.
+func (c *Cache) BlobURL(ctx context.Context, src Source, repo string, d digest.Digest, expiry time.Duration) (string, error) {
+	rd, ok := c.store.Content.(store.Redirector)
+	if !ok {
+		return "", nil
+	}
+	if err := c.permit(src, repo, d.String()); err != nil {
+		return "", err
+	}
+	if _, err := c.store.Content.Stat(ctx, d); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", nil
+		}
+		return "", err
+	}
+	u, err := rd.URL(ctx, d, expiry)
+	if err != nil {
+		c.log.Warn("no URL for a stored blob; serving it", "digest", d, "err", err)
+		return "", nil
+	}
+	c.Stats.BlobHits.Add(1)
+	c.pulled.touch(d, c.now())
+	note(ctx, Hit) // a redirect is a hit: the bytes come from the store
+	return u, nil
+}

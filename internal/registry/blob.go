@@ -24,6 +24,20 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up
 		return nil
 	}
 
+	if s.Redirect != nil {
+		if expiry, ok := s.Redirect(r); ok {
+			u, err := s.cache.BlobURL(r.Context(), up, rt.Repo, rt.Digest, expiry)
+			if err != nil {
+				return err
+			}
+			if u != "" {
+				// 307 keeps the method; clients send their Range on.
+				h.Set("Docker-Content-Digest", rt.Digest.String())
+				http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+				return nil
+			}
+		}
+	}
 	b, err := s.cache.Blob(r.Context(), up, rt.Repo, rt.Digest)
 	if err != nil {
 		return err

@@ -25,6 +25,10 @@ type Server struct {
 	cache  *cache.Cache
 	routes *route.Table
 	log    *slog.Logger
+	// Redirect tells whether a GET of a stored blob is answered with a
+	// redirect to the object store, and for how long the URL lasts; nil:
+	// never (the redirect section).
+	Redirect func(*http.Request) (expiry time.Duration, ok bool)
 }
 
 // New returns a handler serving ups through c; def names the default

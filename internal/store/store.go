@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -100,4 +101,11 @@ type Records interface {
 	// "" for all), in no particular order, until fn returns an error,
 	// which Walk returns.
 	Walk(ctx context.Context, prefix string, fn func(key string) error) error
+}
+
+// Redirector is a Content that can hand out a URL of a blob, valid for
+// expiry, that clients fetch it from directly (an object store's presigned
+// GET), so that its bytes bypass the cache. Found by type assertion.
+type Redirector interface {
+	URL(ctx context.Context, d digest.Digest, expiry time.Duration) (string, error)
 }
