@@ -35,6 +35,7 @@ import (
 	"github.com/entrepot/entrepot/internal/admin"
 	"github.com/entrepot/entrepot/internal/audit"
 	"github.com/entrepot/entrepot/internal/cache"
+	"github.com/entrepot/entrepot/internal/cluster"
 	"github.com/entrepot/entrepot/internal/config"
 	"github.com/entrepot/entrepot/internal/dashboard"
 	"github.com/entrepot/entrepot/internal/httpx"
@@ -101,9 +102,19 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	defer dir.Close()
-	st := dir.Store()
+	st, err := openStore(ctx, cfg, dir, log)
+	if err != nil {
+		return err
+	}
+	peers, err := joinCluster(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if peers != nil {
+		defer peers.Close() // after the fills: their claims go first
+	}
 	fillCtx, cancelFills := context.WithCancel(context.Background())
-	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg.Storage), Policies: policies(cfg.Upstreams), MaxFills: maxFills(cfg.Upstreams)}, log)
+	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg.Storage), Policies: policies(cfg.Upstreams), MaxFills: maxFills(cfg.Upstreams), Cluster: asCluster(peers)}, log)
 	defer func() { cancelFills(); c.Close() }() // fills left behind remove their temporary files
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
 	maintained := make(chan struct{})
@@ -113,6 +124,9 @@ func serve(cfg *config.Config) error {
 	sources := make([]cache.Source, len(cfg.Upstreams))
 	for i, u := range cfg.Upstreams {
 		ups[i] = upstream.New(u, nil, log)
+		if peers != nil {
+			ups[i].Share(peers)
+		}
 		sources[i] = ups[i]
 	}
 	adm := admin.New(c, sources, cfg.Admin.Token.Reveal(), log)
@@ -162,8 +176,10 @@ func serve(cfg *config.Config) error {
 			}
 		}()
 	}
+	reg := registry.New(c, ups, cfg.Default, log)
+	reg.Redirect = redirector(cfg.Redirect)
 	srv := &http.Server{
-		Handler:           routes(registry.New(c, ups, cfg.Default, log), listener{st: st, log: log, metrics: met, dashboard: dash, gate: gate, audit: trail, clients: clients, publicMetrics: cfg.Metrics, draining: &draining}),
+		Handler:           routes(reg, listener{st: st, log: log, metrics: met, dashboard: dash, gate: gate, audit: trail, clients: clients, publicMetrics: cfg.Metrics, draining: &draining, peers: peers, cache: c}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// Registry requests carry a path and a token: 64 KiB is plenty,
@@ -196,7 +212,7 @@ func serve(cfg *config.Config) error {
 	}
 	log.Info("entrepot serving", "version", buildVersion(), "listen", ln.Addr().String(),
 		"admin", adminLn.Addr().String(), "data", cfg.Data, "default", cfg.Default, "upstreams", names,
-		"max_size", cfg.Storage.MaxSize, "tls", cfg.TLS.Enabled(), "client_certificates", cfg.TLS.ClientCA != "",
+		"max_size", cfg.Storage.MaxSize, "s3", cfg.Storage.S3 != nil, "cluster", cfg.Cluster.Enabled(), "redirect", cfg.Redirect.Enabled, "tls", cfg.TLS.Enabled(), "client_certificates", cfg.TLS.ClientCA != "",
 		"auth", cfg.Auth.Enabled(), "access_rules", len(cfg.Access))
 
 	errc := make(chan error, 2)
@@ -210,7 +226,7 @@ func serve(cfg *config.Config) error {
 	go func() { errc <- adminSrv.Serve(adminLn) }()
 	warmCtx, stopWarm := context.WithCancel(ctx)
 	warmed := make(chan struct{})
-	go func() { runWarm(warmCtx, adm, warmups, cfg.Warm.Every, log); close(warmed) }()
+	go func() { runWarm(warmCtx, adm, warmups, cfg.Warm.Every, asCluster(peers), log); close(warmed) }()
 	defer func() { stopWarm(); <-warmed }()
 	select {
 	case err := <-errc:
@@ -285,24 +301,18 @@ func warmImages(w config.Warm) []admin.Image {
 
 // runWarm warms the configured images at start and then every interval
 // (never again when every is 0), logging each image's outcome, until ctx
-// ends.
-func runWarm(ctx context.Context, adm *admin.Server, reqs []cache.WarmRequest, every time.Duration, log *slog.Logger) {
+// ends. In a cluster (peers), one replica warms for all each interval: the
+// one that takes the warm-up's lock, held for the interval.
+func runWarm(ctx context.Context, adm *admin.Server, reqs []cache.WarmRequest, every time.Duration, peers cache.Cluster, log *slog.Logger) {
 	if len(reqs) == 0 {
 		return
 	}
 	for {
-		start := time.Now()
-		failed := adm.Warm(ctx, reqs, func(p cache.WarmProgress) {
-			switch {
-			case !p.Done:
-			case p.Error != "":
-				log.Warn("warm-up failed", "image", p.Image, "err", p.Error)
-			default:
-				log.Info("warmed", "image", p.Image, "digest", p.Digest, "manifests", p.Manifests,
-					"layers", p.LayersTotal, "bytes", p.BytesTotal, "fetched", p.Fetched)
-			}
-		})
-		log.Info("warm-up done", "images", len(reqs), "failed", failed, "took", time.Since(start).Round(time.Millisecond), "next_in", every)
+		if peers == nil || leadWarm(ctx, peers, every) {
+			runWarmOnce(ctx, adm, reqs, every, log)
+		} else {
+			log.Info("warm-up skipped: another replica runs it", "next_in", every)
+		}
 		if every <= 0 {
 			return
 		}
@@ -312,6 +322,34 @@ func runWarm(ctx context.Context, adm *admin.Server, reqs []cache.WarmRequest, e
 			return
 		}
 	}
+}
+
+// leadWarm takes the cluster's warm-up lock for the interval, and tells
+// whether it did. Without an interval (a warm-up at start only), it holds
+// for an hour: replicas starting within it skip theirs.
+func leadWarm(ctx context.Context, peers cache.Cluster, every time.Duration) bool {
+	hold := every
+	if hold <= 0 {
+		hold = time.Hour
+	}
+	_, ok := peers.Lock(ctx, "warm-up", hold)
+	return ok
+}
+
+// runWarmOnce warms the configured images once.
+func runWarmOnce(ctx context.Context, adm *admin.Server, reqs []cache.WarmRequest, every time.Duration, log *slog.Logger) {
+	start := time.Now()
+	failed := adm.Warm(ctx, reqs, func(p cache.WarmProgress) {
+		switch {
+		case !p.Done:
+		case p.Error != "":
+			log.Warn("warm-up failed", "image", p.Image, "err", p.Error)
+		default:
+			log.Info("warmed", "image", p.Image, "digest", p.Digest, "manifests", p.Manifests,
+				"layers", p.LayersTotal, "bytes", p.BytesTotal, "fetched", p.Fetched)
+		}
+	})
+	log.Info("warm-up done", "images", len(reqs), "failed", failed, "took", time.Since(start).Round(time.Millisecond), "next_in", every)
 }
 
 // notifyContext is cancelled by SIGINT or SIGTERM.
@@ -337,6 +375,10 @@ type listener struct {
 	publicMetrics bool
 	// draining is set once shutdown begins: /readyz answers 503.
 	draining *atomic.Bool
+	// peers are the cluster's other replicas, served their reads of
+	// this one's fills; nil: alone.
+	peers *cluster.Cluster
+	cache *cache.Cache
 }
 
 // routes is the server's mux: health checks, metrics, and the registry API
@@ -378,7 +420,14 @@ func routes(reg http.Handler, s listener) http.Handler {
 			return
 		}
 		io.WriteString(w, "ok\n")
+		if s.peers != nil {
+			_, detail := s.peers.Ready()
+			io.WriteString(w, detail+"\n")
+		}
 	})
+	if s.peers != nil {
+		mux.Handle(cluster.PeerPath, s.peers.Handler(s.cache))
+	}
 	if s.publicMetrics && s.metrics != nil {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}

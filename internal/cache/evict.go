@@ -122,7 +122,7 @@ func (c *Cache) units(cat *catalog, now time.Time) []unit {
 		if len(m.tags) == 0 && m.parents > 0 {
 			continue // goes with the index that lists it
 		}
-		u := unit{root: d, tags: m.tags}
+		u := unit{root: d, tags: slices.Clone(m.tags)} // a sweep removes from m.tags in place
 		u.last, u.unseen = c.lastPulled(d, now)
 		cat.walkManifests(m, func(x *catManifest) {
 			if x != m {

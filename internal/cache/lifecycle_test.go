@@ -364,3 +364,41 @@ func TestIdleExpiryOfTagsOnly(t *testing.T) {
 		t.Fatalf("after expiry: %+v", list)
 	}
 }
+
+// A manifest that two tags point to goes with both: a sweep once removed
+// the first from the list it was walking, and tripped over the gap.
+func TestEvictManifestOfTwoTags(t *testing.T) {
+	src := newSource()
+	old := addImage(src, "old", randomBytes(100<<10))
+	src.mu.Lock()
+	body := src.manifests[old.digest.String()]
+	src.mu.Unlock()
+	src.addManifest(oci.MediaTypeImageManifest, body, "alias")
+	st, clk := newStore(t), newClock()
+	lim := cache.Limits{MaxSize: 250 << 10, High: 0.95, Low: 0.85}
+	c := newClockedCache(t, st, cache.Options{Limits: lim}, clk)
+	for _, tag := range []string{"old", "alias"} {
+		if err := pull(t, c, src, tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		clk.advance(time.Minute)
+		addImage(src, fmt.Sprint("new", i), randomBytes(100<<10))
+		if err := pull(t, c, src, fmt.Sprint("new", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFills(t, c)
+	clk.advance(time.Minute)
+	r, err := c.Evict(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Tags != 2 || r.Manifests != 1 {
+		t.Fatalf("removed %+v, want both tags and their one manifest", r)
+	}
+	if _, err := st.Content.Stat(context.Background(), old.digest); err == nil {
+		t.Fatal("the manifest of both tags is still held")
+	}
+}

@@ -221,6 +221,7 @@ func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key st
 // true), if there is one (stale-if-error).
 func (c *Cache) checkTag(ctx context.Context, src Source, repo, tag string, cached *tagRecord) (rec *tagRecord, stale bool, err error) {
 	c.Stats.TagRevalidations.Add(1)
+	c.log.Debug("revalidating tag", "upstream", src.Name(), "repo", repo, "tag", tag)
 	desc, err := src.Resolve(ctx, repo, tag)
 	if err != nil {
 		rec, err := staleOr(c, src, cached, err, "repo", repo, "tag", tag)

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,7 +36,8 @@ type S3 struct {
 // section).
 type Cluster struct {
 	// Redis is the URL of the Redis they coordinate through
-	// (cluster.redis: redis://host:6379/0); empty: no cluster.
+	// (cluster.redis: redis://host:6379/0, or from the variable
+	// cluster.redis_env when it holds a password); empty: no cluster.
 	Redis Secret
 	// Advertise is the address other replicas reach this one at
 	// (cluster.advertise: host:port, or a URL).
@@ -129,12 +132,21 @@ func (fs *fileS3) apply(getenv func(string) string) (*S3, error) {
 // fileCluster is the cluster section.
 type fileCluster struct {
 	Redis     string `yaml:"redis"`
+	RedisEnv  string `yaml:"redis_env"`
 	Advertise string `yaml:"advertise"`
 	SecretEnv string `yaml:"secret_env"`
 }
 
 // apply validates the cluster section and sets it on cfg.
 func (fc *fileCluster) apply(cfg *Config, getenv func(string) string) error {
+	if fc.Redis != "" && fc.RedisEnv != "" {
+		return fmt.Errorf("cluster: set redis or redis_env, not both")
+	}
+	if fc.RedisEnv != "" {
+		if fc.Redis = getenv(fc.RedisEnv); fc.Redis == "" {
+			return fmt.Errorf("cluster.redis_env: %s is not set (or is empty)", fc.RedisEnv)
+		}
+	}
 	if fc.Redis == "" {
 		if fc.Advertise != "" || fc.SecretEnv != "" {
 			return fmt.Errorf("cluster: advertise and secret_env need cluster.redis")
@@ -148,8 +160,10 @@ func (fc *fileCluster) apply(cfg *Config, getenv func(string) string) error {
 	if cfg.Storage.S3 == nil {
 		return fmt.Errorf("cluster.redis: replicas need a store they share: set storage.s3")
 	}
-	if fc.Advertise == "" {
-		return fmt.Errorf("cluster.advertise: required with cluster.redis (the address other replicas reach this one at)")
+	if fc.Advertise != "" {
+		if err := checkAdvertise(fc.Advertise); err != nil {
+			return fmt.Errorf("cluster.advertise: %w", err)
+		}
 	}
 	if fc.SecretEnv == "" {
 		return fmt.Errorf("cluster.secret_env: required with cluster.redis (the variable holding the replicas' shared secret)")
@@ -217,4 +231,21 @@ func parsePrefixes(key string, in []string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// checkAdvertise accepts host:port with a numeric port, or an http:// or
+// https:// URL without a path.
+func checkAdvertise(a string) error {
+	if strings.Contains(a, "://") {
+		u, err := url.Parse(a)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil {
+			return fmt.Errorf("%q is not an http:// or https:// URL of this replica (no path)", a)
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(a)
+	if _, perr := strconv.Atoi(port); err != nil || perr != nil || host == "" {
+		return fmt.Errorf("%q is not host:port, nor a URL", a)
+	}
+	return nil
 }

@@ -59,6 +59,11 @@ redirect:
 	if all := (Redirect{Enabled: true}); !all.Redirects(netip.MustParseAddr("8.8.8.8")) {
 		t.Error("no redirect.clients should redirect every client")
 	}
+	env["REDIS_URL"] = "redis://:pw@10.0.0.1:6379/1"
+	withEnv := strings.Replace(file, "redis: redis://:pw@127.0.0.1:6379/0", "redis_env: REDIS_URL", 1)
+	if cfg, _, err := (setup{file: withEnv, env: env}).parse(t); err != nil || cfg.Cluster.Redis.Reveal() != env["REDIS_URL"] {
+		t.Fatalf("cluster.redis_env: %+v %v", cfg, err)
+	}
 	if d := Defaults(); d.Storage.S3 != nil || d.Cluster.Enabled() || d.Redirect.Enabled || d.Redirect.Expiry != 10*time.Minute {
 		t.Fatalf("defaults: %+v %+v %+v", d.Storage.S3, d.Cluster, d.Redirect)
 	}
@@ -76,11 +81,15 @@ func TestParseScaleOutErrors(t *testing.T) {
 		{"storage:\n  s3:\n    bucket: b\n    bogus: 1\n", "bogus"},
 		{"cluster:\n  redis: redis://r:6379\n  advertise: a:1\n  secret_env: PEER\n", "set storage.s3"},
 		{s3 + "cluster:\n  redis: http://r:6379\n", "cluster.redis: not a redis://"},
-		{s3 + "cluster:\n  redis: redis://r:6379\n  secret_env: PEER\n", "cluster.advertise: required"},
+		{s3 + "cluster:\n  redis: redis://r:6379\n  secret_env: PEER\n", "cluster.advertise (or --cluster-advertise): required"},
+		{s3 + "cluster:\n  redis: redis://r:6379\n  advertise: nope\n  secret_env: PEER\n", "cluster.advertise: \"nope\""},
+		{s3 + "cluster:\n  redis: redis://r:6379\n  advertise: ftp://x\n  secret_env: PEER\n", "cluster.advertise"},
 		{s3 + "cluster:\n  redis: redis://r:6379\n  advertise: a:1\n", "cluster.secret_env: required"},
 		{s3 + "cluster:\n  redis: redis://r:6379\n  advertise: a:1\n  secret_env: SHORT\n", "at least 16"},
 		{s3 + "cluster:\n  redis: redis://r:6379\n  advertise: a:1\n  secret_env: NONE\n", "NONE is not set"},
 		{"cluster:\n  advertise: a:1\n", "need cluster.redis"},
+		{s3 + "cluster:\n  redis: redis://r\n  redis_env: R\n", "not both"},
+		{s3 + "cluster:\n  redis_env: UNSET\n", "cluster.redis_env: UNSET is not set"},
 		{"redirect:\n  enabled: true\n", "set storage.s3"},
 		{s3 + "redirect:\n  enabled: true\n  expiry: 8d\n", "redirect.expiry"},
 		{s3 + "redirect:\n  expiry: soon\n", "redirect.expiry"},

@@ -89,7 +89,7 @@ import (
 //	audit:
 //	  file: /var/log/entrepot/audit.jsonl  # a JSON line per pull decision; "-": stdout; reopened on SIGHUP
 //	cluster:                    # replicas on one bucket acting as one cache
-//	  redis: redis://redis:6379/0
+//	  redis: redis://redis:6379/0  # or redis_env: VAR, when the URL holds a password
 //	  advertise: 10.0.0.5:5000  # where the other replicas reach this one
 //	  secret_env: PEER_SECRET   # their shared secret (16 bytes or more)
 //	redirect:                   # stored blobs' GETs answer 307 to a presigned URL (needs storage.s3)

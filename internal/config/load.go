@@ -87,6 +87,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	if err := checkTLS(cfg.TLS, &f); err != nil {
 		return nil, err
 	}
+	if cfg.Cluster.Enabled() && cfg.Cluster.Advertise == "" {
+		return nil, fmt.Errorf("cluster.advertise (or --cluster-advertise): required with cluster.redis (the address other replicas reach this one at)")
+	}
 	return cfg, nil
 }
 
@@ -106,6 +109,7 @@ type flags struct {
 	logLevel    *string
 	tlsCert     *string
 	tlsKey      *string
+	advertise   *string
 }
 
 func (f *flags) flagSet() *flag.FlagSet {
@@ -162,6 +166,10 @@ func (f *flags) flagSet() *flag.FlagSet {
 		f.tlsKey = &s
 		return nil
 	})
+	fs.Func("cluster-advertise", "tell the other replicas of the cluster to reach this one at `ADDR` (host:port or a URL): each replica its own, e.g. its pod IP", func(s string) error {
+		f.advertise = &s
+		return nil
+	})
 	return fs
 }
 
@@ -216,6 +224,15 @@ func (f *flags) apply(cfg *Config) error {
 	}
 	if f.tlsKey != nil {
 		cfg.TLS.Key = *f.tlsKey
+	}
+	if f.advertise != nil {
+		if !cfg.Cluster.Enabled() {
+			return fmt.Errorf("--cluster-advertise: set without cluster.redis")
+		}
+		if err := checkAdvertise(*f.advertise); err != nil {
+			return fmt.Errorf("--cluster-advertise: %w", err)
+		}
+		cfg.Cluster.Advertise = *f.advertise
 	}
 	if len(f.upstreams) == 0 {
 		return nil

@@ -33,17 +33,18 @@ func flagDocs(d *Config) map[string]flagDoc {
 		maxSize = FormatSize(d.Storage.MaxSize)
 	}
 	return map[string]flagDoc{
-		"config":       {"", "none"},
-		"listen":       {"listen", d.Listen},
-		"data":         {"data", d.Data},
-		"prefetch":     {"prefetch", strconv.Itoa(d.Prefetch)},
-		"upstream":     {"upstreams", strings.Join(names, ", ")},
-		"max-size":     {"storage.max_size", maxSize},
-		"admin-listen": {"admin.listen", d.Admin.Listen},
-		"log-format":   {"log.format", d.Log.Format},
-		"log-level":    {"log.level", strings.ToLower(d.Log.Level.String())},
-		"tls-cert":     {"tls.cert", "none: plain HTTP"},
-		"tls-key":      {"tls.key", "none"},
+		"config":            {"", "none"},
+		"listen":            {"listen", d.Listen},
+		"data":              {"data", d.Data},
+		"prefetch":          {"prefetch", strconv.Itoa(d.Prefetch)},
+		"upstream":          {"upstreams", strings.Join(names, ", ")},
+		"max-size":          {"storage.max_size", maxSize},
+		"admin-listen":      {"admin.listen", d.Admin.Listen},
+		"log-format":        {"log.format", d.Log.Format},
+		"log-level":         {"log.level", strings.ToLower(d.Log.Level.String())},
+		"tls-cert":          {"tls.cert", "none: plain HTTP"},
+		"tls-key":           {"tls.key", "none"},
+		"cluster-advertise": {"cluster.advertise", "none"},
 	}
 }
 

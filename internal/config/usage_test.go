@@ -41,7 +41,7 @@ func TestUsageDefaults(t *testing.T) {
 	help := b.String()
 	for _, want := range []string{
 		"usage: entrepot serve [CONFIG.yaml] [flags]\n",
-		"  --listen ADDR        serve the registry API on ADDR\n                       (default :5000; key: listen)\n",
+		"  --listen ADDR             serve the registry API on ADDR\n                            (default :5000; key: listen)\n",
 		"(default ./data; key: data)",
 		"(default 4; key: prefetch)",
 		"(default 0; key: storage.max_size)",

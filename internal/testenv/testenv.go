@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -31,6 +32,12 @@ func Binary(t testing.TB, name, env, hint string) string {
 	}
 	if p, err := exec.LookPath(name); err == nil {
 		return p
+	}
+	// Daemons (nginx) install to sbin, which a user's PATH may lack.
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
+		if p, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
+			return p
+		}
 	}
 	if os.Getenv("ENTREPOT_REQUIRE_SERVERS") != "" {
 		t.Fatalf("%s not found (set %s or put it on PATH; %s)", name, env, hint)
@@ -156,4 +163,3 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
-

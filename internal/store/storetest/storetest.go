@@ -179,6 +179,72 @@ func Content(t *testing.T, c store.Content, sp store.Spool) {
 		}
 	})
 
+	// A spool file created for its blob (which a backend may store while
+	// it arrives) commits as one created for nothing, and its discard
+	// leaves nothing.
+	t.Run("CommitOfAFileForItsBlob", func(t *testing.T) {
+		f, err := sp.Create(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for chunk := range slices.Chunk(content, 4096) {
+			if _, err := f.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.Stat(ctx, d); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a blob is visible before Commit: Stat = %v", err)
+		}
+		if err := c.Commit(ctx, d, f); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		r, size, err := c.Open(ctx, d, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if all, err := io.ReadAll(r); err != nil || size != int64(len(content)) || !bytes.Equal(all, content) {
+			t.Fatalf("Open = %d bytes of %d, %v; want the %d committed", len(all), size, err, len(content))
+		}
+		if u := usage(t); u != (store.Usage{Bytes: int64(len(content)), Count: 1}) {
+			t.Fatalf("Usage = %+v, want one blob of %d bytes", u, len(content))
+		}
+		if err := c.Delete(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+
+		f, err = sp.Create(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(content)
+		if err := f.Discard(); err != nil {
+			t.Fatalf("Discard: %v", err)
+		}
+		if _, err := c.Stat(ctx, d); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Stat after Discard = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("OpenFromOffsets", func(t *testing.T) {
+		if err := c.Commit(ctx, d, spooled(t, content)); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Delete(ctx, d)
+		for _, off := range []int64{0, 1, 4095, int64(len(content)) - 1, int64(len(content))} {
+			r, size, err := c.Open(ctx, d, off)
+			if err != nil {
+				t.Fatalf("Open at %d: %v", off, err)
+			}
+			all, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || size != int64(len(content)) || !bytes.Equal(all, content[off:]) {
+				t.Fatalf("Open at %d = %d bytes, size %d, %v; want %d bytes, size %d",
+					off, len(all), size, err, len(content)-int(off), len(content))
+			}
+		}
+	})
+
 	t.Run("ConcurrentCommitsOfOneBlob", func(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 8 {
