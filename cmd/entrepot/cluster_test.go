@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/entrepot/entrepot/internal/store/s3"
 	"github.com/entrepot/entrepot/internal/store/s3/s3test"
 	"github.com/entrepot/entrepot/internal/testenv"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -171,14 +172,10 @@ func TestCluster(t *testing.T) {
 	o := newClusterOrigin(t)
 	first := o.push(t, "app", "1", 4<<20, 3)
 
-	const secret = "cluster-test-peer-secret"
 	replicas := make([]*replica, 3)
 	for i := range replicas {
-		r := &replica{addr: freeAddr(t), admin: freeAddr(t)}
-		conf := filepath.Join(t.TempDir(), "entrepot.yaml")
-		yaml := fmt.Sprintf(`listen: %s
-data: %s
-upstreams:
+		replicas[i] = startReplica(t, bin, bucket, func(r *replica) string {
+			return fmt.Sprintf(`upstreams:
   - name: docker.io
     url: %s
     ttl: 1h
@@ -187,31 +184,11 @@ upstreams:
     ttl: 3s
 storage:
   max_size: 40MiB
-  s3:
-    endpoint: %s
-    region: %s
-    bucket: %s
-    path_style: true
-    access_key_env: S3_KEY
-    secret_key_env: S3_SECRET
 cluster:
   redis: redis://%s/0
   secret_env: PEER_SECRET
-admin:
-  listen: %s
-`, r.addr, t.TempDir(), o.URL, o.URL, bucket.Endpoint, bucket.Region, bucket.Bucket, redisAddr, r.admin)
-		if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		r.p = testenv.Start(t, bin, []string{"serve", "--config", conf, "--cluster-advertise", r.addr, "--log-level", "debug"},
-			[]string{"S3_KEY=" + bucket.AccessKey, "S3_SECRET=" + bucket.SecretKey, "PEER_SECRET=" + secret},
-			func() error {
-				if s := r.readyz(); !strings.HasPrefix(s, "ok") {
-					return fmt.Errorf("readyz: %s", s)
-				}
-				return nil
-			})
-		replicas[i] = r
+`, o.URL, o.URL, redisAddr)
+		}, "--cluster-advertise")
 	}
 	eventually(t, "the replicas see each other", func() bool {
 		return strings.Contains(replicas[0].readyz(), "3 replicas")
@@ -344,6 +321,46 @@ admin:
 			t.Errorf("blob %s after Redis returned: %d upstream GETs, want 1", d, n)
 		}
 	}
+}
+
+// startReplica starts entrepot serve on bucket with the configuration
+// conf writes for it (storage.s3 is added to its storage section, or as
+// one), on loopback ports of its own; with advertise ("--cluster-advertise")
+// it tells the cluster its address.
+func startReplica(t *testing.T, bin string, bucket s3.Config, conf func(*replica) string, advertise ...string) *replica {
+	r := &replica{addr: freeAddr(t), admin: freeAddr(t)}
+	s3conf := fmt.Sprintf(`  s3:
+    endpoint: %s
+    region: %s
+    bucket: %s
+    path_style: true
+    access_key_env: S3_KEY
+    secret_key_env: S3_SECRET
+`, bucket.Endpoint, bucket.Region, bucket.Bucket)
+	yaml := conf(r)
+	if strings.Contains(yaml, "storage:\n") {
+		yaml = strings.Replace(yaml, "storage:\n", "storage:\n"+s3conf, 1)
+	} else {
+		yaml += "storage:\n" + s3conf
+	}
+	yaml = fmt.Sprintf("listen: %s\ndata: %s\nadmin:\n  listen: %s\n", r.addr, t.TempDir(), r.admin) + yaml
+	path := filepath.Join(t.TempDir(), "entrepot.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"serve", "--config", path, "--log-level", "debug"}
+	if len(advertise) > 0 {
+		args = append(args, advertise[0], r.addr)
+	}
+	r.p = testenv.Start(t, bin, args,
+		[]string{"S3_KEY=" + bucket.AccessKey, "S3_SECRET=" + bucket.SecretKey, "PEER_SECRET=cluster-test-peer-secret"},
+		func() error {
+			if s := r.readyz(); !strings.HasPrefix(s, "ok") {
+				return fmt.Errorf("readyz: %s", s)
+			}
+			return nil
+		})
+	return r
 }
 
 func redisPort(t *testing.T, addr string) int {
