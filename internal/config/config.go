@@ -171,6 +171,11 @@ type Upstream struct {
 	// repository alone. Default: no patterns, every image is served.
 	Allow, Deny  []string
 	ApprovedOnly bool
+	// Push forwards pushes to the upstream (push): blob uploads, manifest
+	// PUTs and DELETEs, sent with the upstream's credentials, by clients
+	// the access rules grant push. It needs authentication (auth).
+	// Default false: pushes answer 405.
+	Push bool
 }
 
 // Floor is a rate-limit floor: a fraction of the limit (10%) or a number

@@ -39,6 +39,7 @@ import (
 //	      - myorg/*             # * matches any characters, / included
 //	    deny:                   # never served, even when cached; wins over allow
 //	      - library/node:20.0*
+//	    push: true              # forward pushes to it (needs auth; access grants push)
 //	storage:                    # each optional
 //	  max_size: 50GiB           # KiB, MiB, GiB, TiB or kB, MB, GB, TB; 0: no bound
 //	  high_watermark: 95%       # or 0.95; evict past it...
@@ -150,6 +151,7 @@ type fileUpstream struct {
 	Allow        []string `yaml:"allow"`
 	Deny         []string `yaml:"deny"`
 	ApprovedOnly bool     `yaml:"approved_only"`
+	Push         bool     `yaml:"push"`
 }
 
 // fileTimeouts is the timeouts mapping of an upstream.
@@ -321,6 +323,11 @@ func (fc *fileConfig) apply(cfg *Config, getenv func(string) string, replaced bo
 	if err := fc.Auth.apply(cfg, fc.Access, getenv); err != nil {
 		return err
 	}
+	for i, u := range cfg.Upstreams {
+		if u.Push && !cfg.Auth.Enabled() {
+			return fmt.Errorf("upstreams[%d].push: pushes need authenticated clients: set auth (htpasswd or tokens) and grant push in access", i)
+		}
+	}
 	if err := fc.Audit.apply(&cfg.Audit); err != nil {
 		return err
 	}
@@ -389,6 +396,7 @@ func (fu *fileUpstream) upstream(key string, getenv func(string) string, replace
 		}
 	}
 
+	up.Push = fu.Push
 	if fu.MaxFills != nil {
 		if *fu.MaxFills < 0 {
 			return Upstream{}, fmt.Errorf("%s.max_fills: %d is negative (0: no limit)", key, *fu.MaxFills)

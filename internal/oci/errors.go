@@ -7,6 +7,7 @@ import "errors"
 // and UNKNOWN (an internal error).
 const (
 	CodeBlobUnknown             = "BLOB_UNKNOWN"
+	CodeBlobUploadUnknown       = "BLOB_UPLOAD_UNKNOWN"
 	CodeDigestInvalid           = "DIGEST_INVALID"
 	CodeManifestUnknown         = "MANIFEST_UNKNOWN"
 	CodeManifestInvalid         = "MANIFEST_INVALID"

@@ -134,6 +134,10 @@ type options struct {
 	policies map[string]cache.ImagePolicy
 	// maxFills bound the fills per upstream, by name.
 	maxFills map[string]int
+	// urls are upstream URLs by name, in place of url; push names the
+	// upstreams that take pushes.
+	urls map[string]string
+	push map[string]bool
 }
 
 func newCache(t *testing.T, o *origin, opt options) *cacheServer {
@@ -164,6 +168,10 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 	var ups []*upstream.Client
 	for _, name := range []string{"docker.io", "ghcr.io"} {
 		cfg := config.NewUpstream(name, u)
+		if v, ok := opt.urls[name]; ok {
+			cfg.URL, _ = url.Parse(v)
+		}
+		cfg.Push = opt.push[name]
 		cfg.TTL = opt.ttl
 		if !opt.defaultTimeouts {
 			cfg.ConnectTimeout, cfg.ResponseHeaderTimeout, cfg.IdleTimeout = opt.timeout, opt.timeout, opt.timeout

@@ -29,12 +29,15 @@ type Server struct {
 	// redirect to the object store, and for how long the URL lasts; nil:
 	// never (the redirect section).
 	Redirect func(*http.Request) (expiry time.Duration, ok bool)
+	// writes are the blob uploads under way through the cache, stored
+	// as they pass (write-through).
+	writes *writes
 }
 
 // New returns a handler serving ups through c; def names the default
 // upstream.
 func New(c *cache.Cache, ups []*upstream.Client, def string, log *slog.Logger) *Server {
-	return &Server{cache: c, routes: route.NewTable(ups, def), log: log}
+	return &Server{cache: c, routes: route.NewTable(ups, def), log: log, writes: newWrites(c, log)}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -87,12 +90,18 @@ type answer struct {
 	out   *cache.Outcome
 	head  bool // a HEAD stores nothing
 	wrote bool
+	// forwarded: a push, which the upstream answered (RFC 9211's
+	// fwd=method: forwarded for its method).
+	forwarded bool
 }
 
 func (a *answer) WriteHeader(code int) {
 	if !a.wrote {
 		a.wrote = true
-		if code < 400 && a.info.Kind != "" {
+		if a.forwarded {
+			a.info.Result = "forwarded"
+			a.Header().Set("Cache-Status", "Entrepot; fwd=method; fwd-status="+strconv.Itoa(code))
+		} else if code < 400 && a.info.Kind != "" {
 			res := a.out.Result()
 			if res == cache.None {
 				res = cache.Hit
@@ -165,7 +174,11 @@ func errorStatus(err error) string {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route.Route) error {
-	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || rt.Kind == route.Upload {
+	pushing := (r.Method != http.MethodGet && r.Method != http.MethodHead) || rt.Kind == route.Upload
+	if pushing && rt.Upstream != nil && rt.Upstream.Pushes() {
+		return s.push(w, r, rt)
+	}
+	if pushing {
 		w.Header().Set("Allow", "GET, HEAD")
 		return httpx.Errorf(http.StatusMethodNotAllowed, oci.CodeUnsupported,
 			"%s is not supported: this endpoint is a pull-through cache, it serves pulls only (no pushes or deletes)", r.Method)

@@ -44,6 +44,25 @@ type Route struct {
 	// NS is containerd's ?ns= value when it picked the upstream; the
 	// answer echoes it as OCI-Namespace.
 	NS string
+	// Session is an upload's session id, after /blobs/uploads/; "" for
+	// the POST that starts one.
+	Session string
+}
+
+// validSession accepts the upload session ids registries hand out (UUIDs,
+// base64url and the like), and nothing that could climb out of the path.
+func validSession(s string) bool {
+	if len(s) > 256 || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', strings.ContainsRune("-_.=~+", r):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Table resolves upstream names. It is built once and read-only after.
@@ -120,7 +139,11 @@ func splitEndpoint(rest string) (r Route, name, ref string, err error) {
 	}
 	if slash := strings.LastIndexByte(rest, '/'); slash >= 0 {
 		if name, ok := strings.CutSuffix(rest[:slash], "/blobs/uploads"); ok && name != "" {
-			return Route{Kind: Upload}, name, "", nil
+			session := rest[slash+1:]
+			if session != "" && !validSession(session) {
+				return Route{}, "", "", httpx.Errorf(http.StatusNotFound, oci.CodeBlobUploadUnknown, "invalid upload session %s", httpx.Quote(session))
+			}
+			return Route{Kind: Upload, Session: session}, name, "", nil
 		}
 	}
 	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {

@@ -147,7 +147,9 @@ func (c *Client) fetchToken(ctx context.Context, ch challenge, scope string) (to
 	if service := ch.params["service"]; service != "" {
 		q.Set("service", service)
 	}
-	q.Set("scope", scope)
+	for _, sc := range strings.Fields(scope) { // a mount asks for two
+		q.Add("scope", sc)
+	}
 	realm.RawQuery = q.Encode()
 
 	auth := ""

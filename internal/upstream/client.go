@@ -38,6 +38,7 @@ type Client struct {
 	password config.Secret
 	idle     time.Duration // see idleBody
 	ttl      time.Duration
+	push     bool // upstreams[].push
 	http     *http.Client
 	log      *slog.Logger
 
@@ -106,6 +107,7 @@ func New(cfg config.Upstream, transport http.RoundTripper, log *slog.Logger) *Cl
 		password: cfg.Password,
 		idle:     cfg.IdleTimeout,
 		ttl:      cfg.TTL,
+		push:     cfg.Push,
 		log:      log,
 		now:      time.Now,
 		observer: nopObserver{},
