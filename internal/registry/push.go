@@ -136,7 +136,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route.Ro
 	}
 	q := r.URL.Query()
 	q.Del("ns")
-	header := http.Header{"Content-Type": {r.Header.Get("Content-Type")}}
+	header := pick(r.Header, []string{"Content-Type"})
 	resp, err := up.Push(r.Context(), http.MethodPut, rt.Repo, "manifests/"+ref, q, header, bytes.NewReader(body), int64(len(body)), upstream.PushScope(rt.Repo))
 	if err != nil {
 		return err
