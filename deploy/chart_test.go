@@ -176,6 +176,9 @@ func loadChartConfig(t *testing.T, d dockerfile, c chart) (*config.Config, map[s
 // testSecret is the value the test gives key of the Secret name: at least
 // the 16 bytes a peer secret needs.
 func testSecret(name, key string) config.Secret {
+	if strings.HasSuffix(key, "url") { // shaped as a Redis URL, which it holds
+		return config.Secret("redis://:test-value-of-" + name + "-" + key + "@redis.test:6379/0")
+	}
 	return config.Secret("test-value-of-" + name + "/" + key)
 }
 

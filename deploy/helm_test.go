@@ -162,6 +162,29 @@ s3:
 				shutdownGrace: 30 * time.Second,
 			},
 		},
+		{
+			name: "the Redis URL from a Secret",
+			values: `
+redis:
+  url: ""
+  existingSecret: redis-creds
+  urlKey: url
+`,
+			want: chartWant{
+				kinds:    []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"},
+				replicas: 3,
+				upstreams: []string{"docker.io", "ghcr.io", "quay.io", "registry.k8s.io", "gcr.io",
+					"public.ecr.aws", "mcr.microsoft.com"},
+				s3: config.S3{Region: "us-east-1", Bucket: "entrepot",
+					AccessKey: testSecret("entrepot-s3", "access-key"), SecretKey: testSecret("entrepot-s3", "secret-key")},
+				s3Secret:      "entrepot-s3",
+				redis:         testSecret("redis-creds", "url").Reveal(),
+				redirect:      config.Redirect{Expiry: 10 * time.Minute},
+				peerSecret:    secretKey{"entrepot-peer", "peer-secret"},
+				prefetch:      4,
+				shutdownGrace: 30 * time.Second,
+			},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			objs := renderChart(t, helm, tc.values)

@@ -24,7 +24,9 @@ values are quoted as YAML needs. Each replica's cluster.advertise is its
 {{- $storage := dict "s3" $s3 -}}
 {{- with $v.storage.maxSize }}{{ $_ := set $storage "max_size" . }}{{ end }}
 {{- $_ := set $c "storage" $storage -}}
-{{- if $v.redis.url }}
+{{- if $v.redis.existingSecret }}
+{{- $_ := set $c "cluster" (dict "redis_env" (include "entrepot.env.redisURL" .) "secret_env" (include "entrepot.env.peerSecret" .)) }}
+{{- else if $v.redis.url }}
 {{- $_ := set $c "cluster" (dict "redis" $v.redis.url "secret_env" (include "entrepot.env.peerSecret" .)) }}
 {{- end }}
 {{- $redirect := dict "enabled" $v.redirect.enabled -}}

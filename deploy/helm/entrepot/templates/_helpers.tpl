@@ -38,6 +38,9 @@ secret_env, token_env): the Deployment sets each from its Secret.
 {{- define "entrepot.env.s3AccessKey" -}}S3_ACCESS_KEY{{- end }}
 {{- define "entrepot.env.s3SecretKey" -}}S3_SECRET_KEY{{- end }}
 {{- define "entrepot.env.peerSecret" -}}ENTREPOT_PEER_SECRET{{- end }}
+{{- define "entrepot.env.redisURL" -}}ENTREPOT_REDIS_URL{{- end }}
+{{/* Whether the replicas form a cluster: a Redis URL, inline or from a Secret. */}}
+{{- define "entrepot.clustered" -}}{{ if or .Values.redis.url .Values.redis.existingSecret }}true{{ end }}{{- end }}
 {{- define "entrepot.env.adminToken" -}}ENTREPOT_ADMIN_TOKEN{{- end }}
 
 {{/* The registry API's port in the container, and the admin API's. */}}
