@@ -134,6 +134,17 @@ func (r *replica) pull(upstream, repo, tag string) error {
 	return validate.Image(img)
 }
 
+// metrics returns the replica's /metrics, from its admin listener.
+func (r *replica) metrics(t *testing.T) string {
+	resp, err := http.Get("http://" + r.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 func (r *replica) readyz() string {
 	resp, err := http.Get("http://" + r.addr + "/readyz")
 	if err != nil {
@@ -193,6 +204,19 @@ cluster:
 	eventually(t, "the replicas see each other", func() bool {
 		return strings.Contains(replicas[0].readyz(), "3 replicas")
 	})
+	leaders := 0
+	for _, r := range replicas {
+		m := r.metrics(t)
+		if !strings.Contains(m, "\nentrepot_cluster_up 1\n") {
+			t.Errorf("replica %s: entrepot_cluster_up is not 1", r.addr)
+		}
+		if strings.Contains(m, "\nentrepot_cluster_leader 1\n") {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%d replicas say they lead, want 1", leaders)
+	}
 
 	// 30 concurrent cold pulls over three replicas: one GET per blob.
 	pullAll := func(n int, upstream, repo, tag string, on []*replica) {

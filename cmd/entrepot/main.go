@@ -136,6 +136,12 @@ func serve(cfg *config.Config) error {
 	}
 
 	met := metrics.New(c, ups)
+	if peers != nil {
+		met.Cluster(func() (bool, int, bool) {
+			st := peers.Status()
+			return st.Up, st.Replicas, st.Leading
+		})
+	}
 	adm.Handle("GET /metrics", met.Handler())
 	dash := dashboard.New(c, ups, dashboard.Options{Counters: met.Counters(), Version: buildVersion()})
 	dash.Register(adm)

@@ -294,6 +294,20 @@ func (c *Cluster) Ready() (ok bool, detail string) {
 	return true, detail
 }
 
+// Status is what the cluster looks like from this replica, for metrics.
+type Status struct {
+	Up       bool // Redis answers: the replica is part of the cluster
+	Replicas int  // replicas registered at the last heartbeat
+	Leading  bool // this replica does the lifecycle work
+}
+
+// Status returns the cluster's state as this replica sees it.
+func (c *Cluster) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Status{Up: c.up.Load(), Replicas: c.replicas, Leading: c.leading.Load()}
+}
+
 // callCtx bounds one Redis call, so that a Redis that does not answer
 // never stalls a pull.
 func (c *Cluster) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {

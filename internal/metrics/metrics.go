@@ -76,6 +76,32 @@ func New(c *cache.Cache, ups []*upstream.Client) *Metrics {
 	return m
 }
 
+// Cluster exposes the state of the replica's cluster: up tells whether it
+// reaches Redis, replicas how many replicas it sees, leading whether it
+// does the lifecycle work.
+func (m *Metrics) Cluster(status func() (up bool, replicas int, leading bool)) {
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "entrepot_cluster_up",
+			Help: "1 while this replica reaches the cluster's Redis, 0 while it acts alone.",
+		}, func() float64 { up, _, _ := status(); return b(up) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "entrepot_cluster_replicas",
+			Help: "Replicas of the cluster this replica saw at its last heartbeat.",
+		}, func() float64 { _, n, _ := status(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "entrepot_cluster_leader",
+			Help: "1 while this replica leads the cluster (eviction, expiry, warm-ups).",
+		}, func() float64 { _, _, l := status(); return b(l) }),
+	)
+}
+
 // Handler serves the metrics in the Prometheus exposition formats.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
