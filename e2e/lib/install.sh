@@ -6,9 +6,12 @@
 #     (its CA and certificate) and apache2-utils (htpasswd -B);
 #   - with `go install` at pinned versions (scripts/lib.sh, and regctl's
 #     here), into $E2E_GOBIN: crane, regctl and the Distribution registry
-#     (the suite's upstream).
+#     (the suite's upstream); oras when the push section runs, versitygw
+#     (an S3 server) when the redirect section runs.
 
 REGCTL_VERSION=v0.11.7
+ORAS_VERSION=v1.3.6
+VERSITYGW_VERSION=v1.8.0
 
 install_apt_packages() {
 	local need=()
@@ -42,4 +45,12 @@ install_tools() {
 		github.com/regclient/regclient/cmd/regctl "$REGCTL_VERSION"
 	go_tool "$E2E_GOBIN" registry github.com/distribution/distribution/v3 \
 		github.com/distribution/distribution/v3/cmd/registry "$DISTRIBUTION_VERSION"
+	local only=" ${E2E_ONLY:-push redirect} "
+	if [[ $only == *" push "* ]]; then
+		go_tool "$E2E_GOBIN" oras oras.land/oras oras.land/oras/cmd/oras "$ORAS_VERSION"
+	fi
+	if [[ $only == *" redirect "* ]]; then
+		go_tool "$E2E_GOBIN" versitygw github.com/versity/versitygw \
+			github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
+	fi
 }
