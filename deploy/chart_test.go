@@ -12,6 +12,7 @@ import (
 
 	"github.com/entrepot/entrepot/internal/config"
 	yaml "go.yaml.in/yaml/v3"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -29,6 +30,18 @@ type chart struct {
 	pdb            *policyv1.PodDisruptionBudget
 	serviceAccount *corev1.ServiceAccount
 	serviceMonitor *serviceMonitor
+	// webhook holds the admission webhook's objects (webhook.enabled),
+	// told from the cache's by their component label.
+	webhook *webhookObjects
+}
+
+// webhookObjects are the webhook's objects in a rendered chart.
+type webhookObjects struct {
+	kinds      []string
+	configMap  *corev1.ConfigMap
+	deployment *appsv1.Deployment
+	service    *corev1.Service
+	config     *admissionregistrationv1.MutatingWebhookConfiguration
 }
 
 // serviceMonitor is the part of the Prometheus operator's ServiceMonitor
@@ -79,6 +92,36 @@ func renderChart(t *testing.T, helm, values string) chart {
 			continue // comments only
 		}
 		var obj any
+		if isWebhook(doc) {
+			if c.webhook == nil {
+				c.webhook = &webhookObjects{}
+			}
+			w := c.webhook
+			switch meta.APIVersion + " " + meta.Kind {
+			case "v1 ConfigMap":
+				w.configMap = new(corev1.ConfigMap)
+				obj = w.configMap
+			case "apps/v1 Deployment":
+				w.deployment = new(appsv1.Deployment)
+				obj = w.deployment
+			case "v1 Service":
+				w.service = new(corev1.Service)
+				obj = w.service
+			case "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration":
+				w.config = new(admissionregistrationv1.MutatingWebhookConfiguration)
+				obj = w.config
+			default:
+				t.Fatalf("unexpected webhook object %s %s:\n%s", meta.APIVersion, meta.Kind, doc)
+			}
+			if slices.Contains(w.kinds, meta.Kind) {
+				t.Fatalf("two webhook objects of kind %s", meta.Kind)
+			}
+			w.kinds = append(w.kinds, meta.Kind)
+			if err := sigsyaml.UnmarshalStrict([]byte(doc), obj); err != nil {
+				t.Fatalf("webhook %s: %v\n%s", meta.Kind, err, doc)
+			}
+			continue
+		}
 		switch meta.APIVersion + " " + meta.Kind {
 		case "apps/v1 Deployment":
 			c.deployment = new(appsv1.Deployment)
@@ -110,7 +153,16 @@ func renderChart(t *testing.T, helm, values string) chart {
 		}
 	}
 	slices.Sort(c.kinds)
+	if c.webhook != nil {
+		slices.Sort(c.webhook.kinds)
+	}
 	return c
+}
+
+// isWebhook tells the webhook's objects by their component label.
+func isWebhook(doc string) bool {
+	var meta metav1.PartialObjectMetadata
+	return sigsyaml.Unmarshal([]byte(doc), &meta) == nil && meta.Labels["app.kubernetes.io/component"] == "webhook"
 }
 
 // loadChartConfig writes the ConfigMap's entrepot.yaml where the test can

@@ -13,6 +13,8 @@ var commands = []struct{ name, summary string }{
 	{"serve", "run the pull-through cache"},
 	{"client-config", "print client configuration (docker, containerd, podman, cri-o, k3s)"},
 	{"check", "validate the configuration and check each upstream"},
+	{"webhook", "serve the Kubernetes admission webhook that rewrites pods' images to the cache"},
+	{"rewrite", "rewrite images, Kubernetes YAML or a Dockerfile to the cache"},
 	{"ls", "list what the cache holds"},
 	{"warm", "fetch images ahead of their pulls"},
 	{"freeze", "keep a tag on the digest it has now"},
@@ -59,6 +61,8 @@ Lets a frozen tag follow its upstream again; the next pull revalidates it.`),
 Drops what the cache holds of an image, a tag, a manifest or a whole
 repository: its tags, manifests, and the blobs nothing else needs. The next
 pull fetches afresh.`),
+	"webhook": webhookUsage,
+	"rewrite": rewriteUsage,
 	"version": `usage: entrepot version
 
 Prints the version of this build.`,

@@ -3,6 +3,8 @@
 //	entrepot serve [CONFIG.yaml] [--config FILE] [--listen ADDR] [--data DIR] [--tls-cert FILE --tls-key FILE] [--upstream NAME=URL]... (entrepot serve --help for all)
 //	entrepot check [CONFIG.yaml] [--config FILE] [--json]
 //	entrepot client-config --url URL [--config FILE] [--for CLIENT] [--write DIR]
+//	entrepot webhook [CONFIG.yaml] [--config FILE] [--cache HOST] | entrepot webhook manifests [...]
+//	entrepot rewrite --cache HOST[:PORT][/PATH] IMAGE... | -f FILE
 //	entrepot ls [--json] [REPOSITORY]
 //	entrepot warm [--platform OS/ARCH]... IMAGE...
 //	entrepot freeze IMAGE:TAG | unfreeze IMAGE:TAG
@@ -77,6 +79,10 @@ func main() {
 		os.Exit(runClientConfig(os.Args[2:], os.Stdout, os.Stderr))
 	case "check":
 		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
+	case "webhook":
+		os.Exit(runWebhook(os.Args[2:], os.Stdout, os.Stderr))
+	case "rewrite":
+		os.Exit(runRewrite(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	case "version", "--version", "-v":
 		fmt.Println("entrepot", buildVersion())
 	case "help", "--help", "-h":

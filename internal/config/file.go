@@ -100,6 +100,8 @@ import (
 //	  direct: [10.20.0.0/16]    # networks always served by the replica
 //	metrics: true               # /metrics on listen too (always on admin.listen)
 //	shutdown_grace: 30s         # running pulls may finish this long after SIGTERM
+//	webhook:                    # read by `entrepot webhook` only (webhook.go)
+//	  cache: cache.example:5000
 type fileConfig struct {
 	Listen *string `yaml:"listen"`
 	Data   *string `yaml:"data"`
@@ -122,6 +124,8 @@ type fileConfig struct {
 	Limits   fileLimits   `yaml:"limits"`
 	Cluster  fileCluster  `yaml:"cluster"`
 	Redirect fileRedirect `yaml:"redirect"`
+	// Webhook is read by `entrepot webhook` only (webhook.go).
+	Webhook fileWebhook `yaml:"webhook"`
 
 	Metrics       *bool   `yaml:"metrics"`
 	ShutdownGrace *string `yaml:"shutdown_grace"`

@@ -61,11 +61,7 @@ func ParseReference(s string) (Reference, error) {
 	if first, after, nested := strings.Cut(rest, "/"); nested && IsHost(first) {
 		r.Registry, r.Repository = first, after
 	}
-	for _, alias := range dockerHubAliases {
-		if r.Registry == alias {
-			r.Registry = DockerHub
-		}
-	}
+	r.Registry = NormalizeRegistry(r.Registry)
 	if r.Registry == DockerHub && !strings.Contains(r.Repository, "/") {
 		r.Repository = "library/" + r.Repository
 	}
@@ -73,6 +69,18 @@ func ParseReference(s string) (Reference, error) {
 		return Reference{}, fmt.Errorf("image reference %q: invalid repository name %q", s, r.Repository)
 	}
 	return r, nil
+}
+
+// NormalizeRegistry returns the name a reference's registry is known by:
+// Docker Hub's other host names (index.docker.io, registry-1.docker.io)
+// are docker.io; any other host is itself.
+func NormalizeRegistry(host string) string {
+	for _, alias := range dockerHubAliases {
+		if host == alias {
+			return DockerHub
+		}
+	}
+	return host
 }
 
 // Name is the reference's registry and repository,
