@@ -32,7 +32,7 @@ type Gate struct {
 	routes *route.Table
 	realm  string // auth.realm; "" means the request's own host
 	// open is whether anonymous clients may pull anything at all: then
-	// /v2/ answers them, and they are challenged at the repository.
+	// paths that route nowhere answer them with their error.
 	open bool
 	log  *slog.Logger
 }
@@ -112,10 +112,15 @@ func (g *Gate) Middleware(h http.Handler) http.Handler {
 		info.Client = id.Name
 		rt, err := g.routes.Parse(r.URL.Path, r.URL.Query().Get("ns"))
 		if err != nil || rt.Kind == route.Base {
-			// /v2/ and paths that route nowhere (answered with their
-			// error): open to anyone signed in, and to anonymous clients
-			// when some content is theirs.
-			if id.Anonymous() && !g.open {
+			// /v2/ challenges every anonymous client, as Docker Hub's
+			// does: that is how clients learn that the registry takes
+			// tokens (docker and skopeo authenticate no later request,
+			// a push included, when the ping answered 200), and anonymous
+			// ones then pull with an anonymous token. Paths that route
+			// nowhere are answered with their error to anyone signed in,
+			// and to anonymous clients when some content is theirs.
+			base := err == nil
+			if id.Anonymous() && (base || !g.open) {
 				g.challenge(w, r, "", "", "authentication required")
 				return
 			}
