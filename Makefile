@@ -16,6 +16,9 @@ fuzz:
 	go test -run=^$$ -fuzz=FuzzMatchPattern -fuzztime=60s ./internal/oci/
 	go test -run=^$$ -fuzz=FuzzParseImage -fuzztime=60s ./internal/admin/
 	go test -run=^$$ -fuzz=FuzzParseSize -fuzztime=60s ./internal/config/
+	go test -run=^$$ -fuzz=FuzzImage -fuzztime=60s ./internal/rewrite/
+	go test -run=^$$ -fuzz=FuzzDockerfile -fuzztime=60s ./internal/rewrite/
+	go test -run=^$$ -fuzz=FuzzManifests -fuzztime=60s ./internal/rewrite/
 
 # The side-by-side benchmark suite (long; see bench/README.md).
 bench:
