@@ -120,7 +120,7 @@ func serve(cfg *config.Config) error {
 		defer peers.Close() // after the fills: their claims go first
 	}
 	fillCtx, cancelFills := context.WithCancel(context.Background())
-	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg.Storage), Policies: policies(cfg.Upstreams), MaxFills: maxFills(cfg.Upstreams), Cluster: asCluster(peers)}, log)
+	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg.Storage), Policies: policies(cfg.Upstreams), MaxFills: maxFills(cfg.Upstreams), Conns: conns(cfg.Upstreams), Parallel: parallel(cfg.Upstreams), Cluster: asCluster(peers)}, log)
 	defer func() { cancelFills(); c.Close() }() // fills left behind remove their temporary files
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
 	maintained := make(chan struct{})
@@ -285,6 +285,24 @@ func maxFills(ups []config.Upstream) map[string]int {
 	m := make(map[string]int, len(ups))
 	for _, u := range ups {
 		m[u.Name] = u.MaxFills
+	}
+	return m
+}
+
+// conns are the upstreams' connection budgets, for the cache.
+func conns(ups []config.Upstream) map[string]int {
+	m := make(map[string]int, len(ups))
+	for _, u := range ups {
+		m[u.Name] = u.MaxConnections
+	}
+	return m
+}
+
+// parallel is how the upstreams' large blobs are fetched, for the cache.
+func parallel(ups []config.Upstream) map[string]cache.Parallel {
+	m := make(map[string]cache.Parallel, len(ups))
+	for _, u := range ups {
+		m[u.Name] = cache.Parallel{MinSize: u.Parallel.MinSize, Parts: u.Parallel.Parts, PartSize: u.Parallel.PartSize}
 	}
 	return m
 }

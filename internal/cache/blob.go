@@ -157,12 +157,12 @@ func (c *Cache) joinOrStartFill(src Source, repo string, d digest.Digest, capped
 // or a free one if there is one; and the place in its cap its caller took
 // (capped).
 func (c *Cache) startFill(src Source, repo string, d digest.Digest, slotted, capped bool) *fill {
-	slotted = slotted || c.slots.tryTake(src.Name())
+	slotted = slotted || c.conns.tryTake(src.Name())
 	f := newFill(d, src.Name(), repo)
 	c.fills[d] = f
 	done := func() {
 		if slotted {
-			c.slots.give(src.Name())
+			c.conns.give(src.Name())
 		}
 		if capped {
 			c.caps.release(src.Name())

@@ -86,8 +86,11 @@ type Cache struct {
 
 	// Stats counts what the cache decided; read them with Load.
 	Stats Stats
-	// slots bounds, per source, the fills that leave room for prefetches.
-	slots *limiter
+	// conns is each source's connection budget, which prefetches and
+	// the parts of parallel fetches use (Options.Conns).
+	conns *limiter
+	// parallel is how each source's large blobs are fetched, by name.
+	parallel map[string]Parallel
 	// caps bound, per source, all its fills (MaxFills).
 	caps *fillCaps
 	// prefetch is off when false.
@@ -133,9 +136,17 @@ type Stats struct {
 
 // Options are the cache's settings.
 type Options struct {
-	// Prefetch is how many blobs of a newly fetched image manifest are
-	// filled at once per source, in the background. 0: none.
+	// Prefetch, unless 0, fills the blobs of a newly fetched image
+	// manifest in the background, within the source's Conns.
 	Prefetch int
+	// Conns are the sources' connection budgets, by name (default 16):
+	// a client's fill takes a connection while one is free and never
+	// waits; prefetches wait for one; the extra parts of a parallel
+	// fetch start only while one is free.
+	Conns map[string]int
+	// Parallel is how each source's large blobs are fetched, by name; a
+	// source without one fetches every blob as one stream.
+	Parallel map[string]Parallel
 	// Limits bound the store; see Evict.
 	Limits Limits
 	// Policies are the sources' approved-images policies, by source
@@ -170,7 +181,8 @@ func New(ctx context.Context, s store.Store, opt Options, log *slog.Logger) *Cac
 		prefetch:  opt.Prefetch > 0,
 		limits:    opt.Limits,
 		committed: make(chan struct{}, 1),
-		slots:     newLimiter(opt.Prefetch),
+		conns:     newLimiter(opt.Conns),
+		parallel:  opt.Parallel,
 		caps:      newFillCaps(opt.MaxFills),
 		memo:      newMemo(memoBytes),
 		pulled:    newPulled(),

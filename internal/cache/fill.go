@@ -28,6 +28,9 @@ type fill struct {
 	// fill has failed (err is set).
 	ready chan struct{}
 	size  int64 // -1 when the source did not say
+	// sequential is set, by the download alone, once fetching in parts
+	// (parallelBody) failed: the fill resumes as one stream.
+	sequential bool
 
 	// mu protects the fields below. Readers hold it shared while they
 	// look at the state; the fill's end swaps w out under it.
@@ -103,6 +106,7 @@ func (c *Cache) download(src Source, f *fill, fc *fillClaim) error {
 		if err != nil {
 			return err
 		}
+		_, parts := body.(*partReader)
 		if w == nil {
 			spooled := f.digest
 			if fc.relayed {
@@ -123,6 +127,7 @@ func (c *Cache) download(src Source, f *fill, fc *fillClaim) error {
 		if !errors.As(err, &rerr) || attempt >= maxResumes || c.ctx.Err() != nil {
 			return err
 		}
+		f.sequential = f.sequential || parts
 		c.log.Warn("blob download cut short; resuming", "upstream", src.Name(), "digest", f.digest, "at", written, "from_replica", fc.relayed, "err", rerr.err)
 	}
 	if got := digest.NewDigest(f.digest.Algorithm(), h.sum()); got != f.digest {

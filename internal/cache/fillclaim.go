@@ -45,7 +45,7 @@ func (fc *fillClaim) end() {
 // errStored when the blob turned out to be stored already.
 func (c *Cache) openFill(src Source, f *fill, fc *fillClaim, off int64) (io.ReadCloser, int64, error) {
 	if c.cluster == nil || fc.release != nil {
-		return src.OpenBlob(c.ctx, f.repo, f.digest, off)
+		return c.openSource(src, f, off)
 	}
 	deadline := c.now().Add(claimWait)
 	for {
@@ -58,7 +58,7 @@ func (c *Cache) openFill(src Source, f *fill, fc *fillClaim, off int64) (io.Read
 					return nil, 0, errStored
 				}
 			}
-			return src.OpenBlob(c.ctx, f.repo, f.digest, off)
+			return c.openSource(src, f, off)
 		}
 		if err == nil {
 			r, n, err := c.cluster.OpenFill(c.ctx, owner, f.digest, off)
@@ -80,7 +80,7 @@ func (c *Cache) openFill(src Source, f *fill, fc *fillClaim, off int64) (io.Read
 		}
 		if c.now().After(deadline) {
 			c.log.Warn("the replica filling a blob does not answer; fetching it from the source", "replica", owner, "digest", f.digest)
-			return src.OpenBlob(c.ctx, f.repo, f.digest, off)
+			return c.openSource(src, f, off)
 		}
 		select {
 		case <-time.After(250 * time.Millisecond):

@@ -5,19 +5,25 @@ import (
 	"sync"
 )
 
-// limiter holds, per source, a fixed number of slots. Every fill takes a
+// limiter holds, per source, a fixed number of slots: the source's
+// connection budget (upstreams[].max_connections). Every fill takes a
 // slot while one is free (a client's fill never waits for one); a prefetch
-// waits for one. So prefetches only use the room that clients' fills
+// waits for one; a fill's extra parts (Parallel) start only while one is
+// free. So prefetches and parts only use the room that clients' fills
 // leave.
 type limiter struct {
-	size int // slots per source; 0: none, every take fails
+	sizes map[string]int // slots per source, by name
+	size  int            // slots of a source not in sizes
 
 	mu   sync.Mutex // protects sems
 	sems map[string]chan struct{}
 }
 
-func newLimiter(size int) *limiter {
-	return &limiter{size: size, sems: map[string]chan struct{}{}}
+// defaultConns is the budget of a source the options do not size.
+const defaultConns = 16
+
+func newLimiter(sizes map[string]int) *limiter {
+	return &limiter{sizes: sizes, size: defaultConns, sems: map[string]chan struct{}{}}
 }
 
 func (l *limiter) sem(source string) chan struct{} {
@@ -25,7 +31,11 @@ func (l *limiter) sem(source string) chan struct{} {
 	defer l.mu.Unlock()
 	s := l.sems[source]
 	if s == nil {
-		s = make(chan struct{}, l.size)
+		n, ok := l.sizes[source]
+		if !ok {
+			n = l.size
+		}
+		s = make(chan struct{}, n)
 		l.sems[source] = s
 	}
 	return s
@@ -33,9 +43,6 @@ func (l *limiter) sem(source string) chan struct{} {
 
 // tryTake takes a slot of source if one is free.
 func (l *limiter) tryTake(source string) bool {
-	if l.size == 0 {
-		return false
-	}
 	select {
 	case l.sem(source) <- struct{}{}:
 		return true
@@ -46,9 +53,6 @@ func (l *limiter) tryTake(source string) bool {
 
 // take waits for a slot of source, until ctx ends.
 func (l *limiter) take(ctx context.Context, source string) bool {
-	if l.size == 0 {
-		return false
-	}
 	select {
 	case l.sem(source) <- struct{}{}:
 		return true

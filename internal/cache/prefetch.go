@@ -37,15 +37,15 @@ func (c *Cache) prefetchBlobs(src Source, repo string, body []byte) {
 	}
 	c.spawn(func() {
 		for _, d := range blobs {
-			if !c.slots.take(c.ctx, src.Name()) {
+			if !c.conns.take(c.ctx, src.Name()) {
 				return
 			}
 			if c.caps.acquire(c.ctx, src.Name(), -1) != nil {
-				c.slots.give(src.Name())
+				c.conns.give(src.Name())
 				return
 			}
 			if !c.startPrefetch(src, repo, d) {
-				c.slots.give(src.Name())
+				c.conns.give(src.Name())
 				c.caps.release(src.Name())
 			}
 		}

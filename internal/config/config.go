@@ -21,10 +21,12 @@ type Config struct {
 	// Default is the name of the upstream that serves requests that name no
 	// upstream (dockerd's registry-mirrors). Default: the first upstream.
 	Default string
-	// Prefetch is how many of a manifest's blobs are filled at once, per
-	// upstream, in the background when a client GETs an image manifest
-	// the cache did not hold: the client's blob requests then join fills
-	// already under way. 0 turns prefetch off. Default 4.
+	// Prefetch, unless 0, fills the config and layers of an image
+	// manifest the cache did not hold in the background when a client
+	// GETs it, so that the client's blob requests join fills already
+	// under way. Prefetches use the connections the upstream's clients
+	// leave (Upstream.MaxConnections). Default 4 (on); the number is no
+	// longer a bound, and only 0 (off) differs.
 	Prefetch int
 	// Upstreams are the registries this cache pulls through, in order.
 	// Default: the preconfigured public registries (see Defaults).
@@ -160,6 +162,14 @@ type Upstream struct {
 	// once (max_fills); past it a new one waits a moment, then the client
 	// gets 429. 0, the default, is no limit.
 	MaxFills int
+	// MaxConnections is the upstream's budget of blob connections
+	// (max_connections), shared by clients' fills, prefetches and the
+	// extra parts of parallel fetches: a client's fill takes one when one
+	// is free and never waits for one; a prefetch waits; a part starts
+	// only while one is free. Default 16.
+	MaxConnections int
+	// Parallel is how large blobs are fetched (parallel).
+	Parallel Parallel
 	// Allow, Deny and ApprovedOnly are the upstream's approved-images
 	// policy (allow, deny, approved_only): repository patterns, each with
 	// an optional tag pattern, written relative to the upstream
@@ -176,6 +186,16 @@ type Upstream struct {
 	// the access rules grant push. It needs authentication (auth).
 	// Default false: pushes answer 405.
 	Push bool
+}
+
+// Parallel is how a blob of at least MinSize bytes is fetched: as up to
+// Parts byte ranges at once, of at least PartSize bytes each, lowest
+// offsets first, within the upstream's MaxConnections. MinSize 0 never
+// fetches in parts. Defaults 32 MiB, 8 and 8 MiB.
+type Parallel struct {
+	MinSize  int64
+	Parts    int
+	PartSize int64
 }
 
 // Floor is a rate-limit floor: a fraction of the limit (10%) or a number

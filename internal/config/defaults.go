@@ -21,6 +21,15 @@ const (
 	defaultAdminListen           = "127.0.0.1:5001"
 	defaultShutdownGrace         = 30 * time.Second
 	defaultLogFormat             = "text"
+	defaultMaxConnections        = 16
+	maxConnections               = 1024
+	defaultParallelMinSize       = 32 << 20
+	defaultParallelParts         = 8
+	maxParts                     = 64
+	defaultPartSize              = 8 << 20
+	// minPartSize keeps a part's request and answer headers a small
+	// share of its bytes.
+	minPartSize = 1 << 20
 )
 
 // defaultRateLimitFloor keeps a tenth of an upstream's budget for content
@@ -75,5 +84,7 @@ func NewUpstream(name string, u *url.URL) Upstream {
 		ResponseHeaderTimeout: defaultResponseHeaderTimeout,
 		IdleTimeout:           defaultIdleTimeout,
 		RateLimitFloor:        defaultRateLimitFloor,
+		MaxConnections:        defaultMaxConnections,
+		Parallel:              Parallel{MinSize: defaultParallelMinSize, Parts: defaultParallelParts, PartSize: defaultPartSize},
 	}
 }

@@ -28,6 +28,11 @@ import (
 //	    password_file: /run/secrets/hub  # or from this file
 //	    ratelimit_floor: 10%    # or a count; stop revalidating under it
 //	    max_fills: 8            # blob downloads from it at once; 0 (absent): no limit
+//	    max_connections: 16     # blob connections for prefetch and parallel parts
+//	    parallel:               # blobs this large are fetched as byte ranges at once
+//	      min_size: 32MiB       # 0: never
+//	      parts: 8              # ranges under way at once, per blob
+//	      part_size: 8MiB       # the least bytes per range
 //	    timeouts:               # each optional
 //	      connect: 5s
 //	      response_header: 8s
@@ -151,6 +156,12 @@ type fileUpstream struct {
 	// into its string.
 	RateLimitFloor *string `yaml:"ratelimit_floor"`
 	MaxFills       *int    `yaml:"max_fills"`
+	MaxConnections *int    `yaml:"max_connections"`
+	Parallel       struct {
+		MinSize  *string `yaml:"min_size"`
+		Parts    *int    `yaml:"parts"`
+		PartSize *string `yaml:"part_size"`
+	} `yaml:"parallel"`
 	// The approved-images policy (policy.go).
 	Allow        []string `yaml:"allow"`
 	Deny         []string `yaml:"deny"`
@@ -407,6 +418,9 @@ func (fu *fileUpstream) upstream(key string, getenv func(string) string, replace
 		}
 		up.MaxFills = *fu.MaxFills
 	}
+	if err := fu.connections(key, &up); err != nil {
+		return Upstream{}, err
+	}
 
 	if err := fu.policy(key, &up); err != nil {
 		return Upstream{}, err
@@ -418,6 +432,44 @@ func (fu *fileUpstream) upstream(key string, getenv func(string) string, replace
 	up.Username = fu.Username
 	up.Password, err = fu.password(key, getenv)
 	return up, err
+}
+
+// connections reads max_connections and parallel onto up.
+func (fu *fileUpstream) connections(key string, up *Upstream) error {
+	if n := fu.MaxConnections; n != nil {
+		if *n < 1 || *n > maxConnections {
+			return fmt.Errorf("%s.max_connections: %d must be from 1 to %d", key, *n, maxConnections)
+		}
+		up.MaxConnections = *n
+	}
+	p := &fu.Parallel
+	for _, s := range []struct {
+		key   string
+		value *string
+		dst   *int64
+	}{
+		{"parallel.min_size", p.MinSize, &up.Parallel.MinSize},
+		{"parallel.part_size", p.PartSize, &up.Parallel.PartSize},
+	} {
+		if s.value == nil {
+			continue
+		}
+		n, err := ParseSize(*s.value)
+		if err != nil {
+			return fmt.Errorf("%s.%s: %w", key, s.key, err)
+		}
+		*s.dst = n
+	}
+	if p.Parts != nil {
+		if *p.Parts < 1 || *p.Parts > maxParts {
+			return fmt.Errorf("%s.parallel.parts: %d must be from 1 to %d", key, *p.Parts, maxParts)
+		}
+		up.Parallel.Parts = *p.Parts
+	}
+	if ps := up.Parallel.PartSize; ps < minPartSize {
+		return fmt.Errorf("%s.parallel.part_size: %s is below the least part size, %s", key, FormatSize(ps), FormatSize(minPartSize))
+	}
+	return nil
 }
 
 // password checks that username and a password source come together, and

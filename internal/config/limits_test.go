@@ -32,3 +32,34 @@ func TestParseLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestParseParallel(t *testing.T) {
+	const up = "upstreams:\n  - name: x\n    url: http://127.0.0.1:5000\n"
+	cfg, _, err := setup{file: up + "    max_connections: 32\n    parallel:\n      min_size: 64MiB\n      parts: 4\n      part_size: 16MiB\n"}.parse(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := cfg.Upstreams[0]; u.MaxConnections != 32 || u.Parallel != (Parallel{MinSize: 64 << 20, Parts: 4, PartSize: 16 << 20}) {
+		t.Fatalf("max_connections %d, parallel %+v", u.MaxConnections, u.Parallel)
+	}
+	// Each key alone keeps the others' defaults; min_size 0 turns it off.
+	cfg, _, err = setup{file: up + "    parallel:\n      min_size: 0\n"}.parse(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := cfg.Upstreams[0]; u.MaxConnections != 16 || u.Parallel != (Parallel{MinSize: 0, Parts: 8, PartSize: 8 << 20}) {
+		t.Fatalf("max_connections %d, parallel %+v", u.MaxConnections, u.Parallel)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{up + "    max_connections: 0\n", "upstreams[0].max_connections: 0 must be from 1 to 1024"},
+		{up + "    parallel:\n      parts: 0\n", "upstreams[0].parallel.parts: 0 must be from 1 to 64"},
+		{up + "    parallel:\n      part_size: 64KiB\n", "upstreams[0].parallel.part_size: 64 KiB is below the least part size, 1 MiB"},
+		{up + "    parallel:\n      min_size: lots\n", "upstreams[0].parallel.min_size"},
+		{up + "    parallel:\n      chunks: 3\n", "chunks"},
+	} {
+		_, _, err := setup{file: tc.file}.parse(t)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v; want %q", tc.file, err, tc.want)
+		}
+	}
+}

@@ -28,6 +28,8 @@ func upstream(t *testing.T, name, rawURL string) Upstream {
 		ResponseHeaderTimeout: 8 * time.Second,
 		IdleTimeout:           30 * time.Second,
 		RateLimitFloor:        Floor{Fraction: 0.10},
+		MaxConnections:        16,
+		Parallel:              Parallel{MinSize: 32 << 20, Parts: 8, PartSize: 8 << 20},
 	}
 }
 

@@ -134,6 +134,10 @@ type options struct {
 	policies map[string]cache.ImagePolicy
 	// maxFills bound the fills per upstream, by name.
 	maxFills map[string]int
+	// conns are the upstreams' connection budgets, by name (default 16);
+	// parallel is how their large blobs are fetched (default: one stream).
+	conns    map[string]int
+	parallel map[string]cache.Parallel
 	// urls are upstream URLs by name, in place of url; push names the
 	// upstreams that take pushes.
 	urls map[string]string
@@ -163,7 +167,7 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := nopLog()
-	c := cache.New(ctx, dir.Store(), cache.Options{Prefetch: opt.prefetch, Limits: opt.limits, Policies: opt.policies, MaxFills: opt.maxFills}, log)
+	c := cache.New(ctx, dir.Store(), cache.Options{Prefetch: opt.prefetch, Limits: opt.limits, Policies: opt.policies, MaxFills: opt.maxFills, Conns: opt.conns, Parallel: opt.parallel}, log)
 	u, _ := url.Parse(opt.url)
 	var ups []*upstream.Client
 	for _, name := range []string{"docker.io", "ghcr.io"} {

@@ -64,12 +64,13 @@ func TestNoPrefetchForHeadOrWhenOff(t *testing.T) {
 }
 
 // Prefetch only uses the room clients leave: while clients' own fills hold
-// every slot, no prefetch starts; once they end, prefetch takes over.
+// the upstream's every connection (max_connections), no prefetch starts;
+// once they end, prefetch takes over.
 func TestPrefetchYieldsToClients(t *testing.T) {
 	o := newOrigin(t)
 	img := push(t, o, "library/app:1", 4096, 6)
 	layers, _ := img.Layers()
-	c := newCache(t, o, options{ttl: time.Hour, prefetch: 2})
+	c := newCache(t, o, options{ttl: time.Hour, prefetch: 1, conns: map[string]int{"docker.io": 2}})
 	release := make(chan struct{})
 	o.setFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == "GET" && endpoint(r.URL.Path) == "blobs" {

@@ -102,6 +102,9 @@ func (c *Client) OpenBlob(ctx context.Context, repo string, d digest.Digest, off
 	if err != nil {
 		return nil, 0, err
 	}
+	if final := resp.Request.URL; final.Host != c.base.Host || final.Scheme != c.base.Scheme {
+		c.locations.add(d, final.String(), c.now()) // for the parts (OpenRange)
+	}
 	if off > 0 && resp.StatusCode != http.StatusPartialContent {
 		if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
 			resp.Body.Close()
