@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Installs the benchmark's tools, skipping whatever is already there at the
 # pinned version (set in run.sh and scripts/lib.sh):
-#   - Debian packages: nginx, wrk (pinned), jq, curl;
+#   - Debian packages: nginx, wrk (pinned), jq, curl, and containerd (pinned)
+#     when the wan measurement runs;
 #   - `go install` into $BENCH_GOBIN: crane, the Distribution registry, hey.
 
 # deb_version PACKAGE: the installed version, or nothing (dpkg-query fails
@@ -10,8 +11,11 @@
 deb_version() { { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null || true; } | awk '$3 == "installed" { print $4 }'; }
 
 install_apt_packages() {
-	local need=() pkg want have
-	for pkg in "nginx=$NGINX_DEB_VERSION" "wrk=$WRK_DEB_VERSION" jq curl; do
+	local need=() pkg want have pkgs=("nginx=$NGINX_DEB_VERSION" "wrk=$WRK_DEB_VERSION" jq curl)
+	# ctr is a client of the wan measurement only; installing it does not
+	# start the system's containerd (apt_install sees to that).
+	in_only wan && pkgs+=("containerd=$CONTAINERD_DEB_VERSION")
+	for pkg in "${pkgs[@]}"; do
 		want=${pkg#*=}
 		[[ $want == "$pkg" ]] && want=""
 		have=$(deb_version "${pkg%%=*}")

@@ -10,6 +10,10 @@
 #   entrepot-tls, nginx-tls  the same two over HTTPS, one self-signed
 #                 certificate for both (bench/cmd/selfcert), for the tls
 #                 measurement only (bench/tls.sh)
+#   wan front     a second countingproxy in front of the same upstream that
+#                 delays and caps its answers like a distant registry; for
+#                 the wan measurement (bench/wan.sh), the caches use it as
+#                 their upstream, and containerd (ctr) is one more client
 #
 # It installs what it needs at pinned versions, seeds the upstream
 # (bench/cmd/seed), runs each measurement over several rounds with the
@@ -20,10 +24,14 @@
 # Environment:
 #   BENCH_ROUNDS            rounds per measurement (default 5; 2 with BENCH_QUICK=1)
 #   BENCH_QUICK=1           smaller blobs (64 and 256 MiB, layers of 1-5 MiB), 2 rounds
-#   BENCH_ONLY              space-separated subset of: warm manifest cost tls crane cold scale
-#                           (tls: warm throughput and CPU per GiB over HTTPS, next to plain HTTP)
+#   BENCH_ONLY              space-separated subset of: warm manifest cost tls crane cold scale wan
+#                           (tls: warm throughput and CPU per GiB over HTTPS, next to plain HTTP;
+#                           wan: cold pulls from a shaped, distant-looking upstream)
 #   BENCH_MANIFEST_SECONDS  length of each manifest load run (default 2)
 #   BENCH_SCALE_EARLY_SECONDS  length of the load run right after each scale start (default 40; 20 with BENCH_QUICK=1)
+#   BENCH_WAN_DELAY         wan: delay before each response's headers (default 25ms)
+#   BENCH_WAN_RATE          wan: cap on each response body, bytes/s (default 32MiB)
+#   BENCH_WAN_TOTAL         wan: cap on all response bodies together, bytes/s (default 256MiB)
 #   BENCH_RESULTS           parent folder of the results (default bench/results)
 #   BENCH_SKIP_INSTALL=1    install nothing (the tools must be on PATH)
 #   BENCH_GOBIN             where go-installed tools go (default $(go env GOPATH)/bin)
@@ -47,7 +55,7 @@ else
 	BENCH_ROUNDS=${BENCH_ROUNDS:-5}
 	SMALL_MIB=256 LARGE_MIB=1024 LAYER_MAX_MIB=20
 fi
-BENCH_ONLY=${BENCH_ONLY:-warm manifest cost tls crane cold scale}
+BENCH_ONLY=${BENCH_ONLY:-warm manifest cost tls crane cold scale wan}
 BENCH_MANIFEST_SECONDS=${BENCH_MANIFEST_SECONDS:-2}
 BENCH_RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
 BENCH_KEEP=${BENCH_KEEP:-0}
@@ -62,6 +70,7 @@ unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy
 HEY_VERSION=v0.1.5
 NGINX_DEB_VERSION=1.22.1-9+deb12u11
 WRK_DEB_VERSION=4.1.0-3+b2
+CONTAINERD_DEB_VERSION=1.6.20~ds1-1+deb12u3
 
 # shellcheck source=bench/install.sh
 source "$BENCH_DIR/install.sh"
@@ -161,6 +170,9 @@ pick_port N_PORT
 pick_port ET_PORT
 pick_port NT_PORT
 FRONT=http://127.0.0.1:$FRONT_PORT
+# The front the caches use as their upstream: the counting front, except
+# in the wan measurement (bench/wan.sh), which points them at its shaped one.
+CACHE_UPSTREAM=$FRONT
 declare -A BASE=(
 	[direct]=$FRONT
 	[entrepot]=http://127.0.0.1:$E_PORT
@@ -219,7 +231,7 @@ start_entrepot() {
 	shift
 	t0=$(now_ns)
 	start_bg entrepot "$WORK/logs/entrepot.log" "$BIN/entrepot" serve --listen "127.0.0.1:$E_PORT" \
-		--data "$data" --upstream "docker.io=$FRONT" "${ADMIN_FLAG[@]}" "$@"
+		--data "$data" --upstream "docker.io=$CACHE_UPSTREAM" "${ADMIN_FLAG[@]}" "$@"
 	E_PID=$BG_PID
 	STARTUP_MS=$("$BIN/waitready" --url "${BASE[entrepot]}/v2/" --since-ns "$t0" --pid "$E_PID" --timeout 60s) ||
 		die "entrepot did not start"
@@ -227,7 +239,7 @@ start_entrepot() {
 
 # start_distribution DATA: the Distribution proxy on DATA; sets D_PID.
 start_distribution() {
-	registry_config "$WORK/distribution.yml" "$1" "$D_PORT" "$FRONT"
+	registry_config "$WORK/distribution.yml" "$1" "$D_PORT" "$CACHE_UPSTREAM"
 	start_registry distribution "$WORK/distribution.yml" "$D_PORT"
 	D_PID=$BG_PID
 }
@@ -406,6 +418,8 @@ source "$BENCH_DIR/measure.sh"
 source "$BENCH_DIR/scale.sh"
 # shellcheck source=bench/tls.sh
 source "$BENCH_DIR/tls.sh"
+# shellcheck source=bench/wan.sh
+source "$BENCH_DIR/wan.sh"
 
 if in_only warm || in_only manifest || in_only cost || in_only tls; then
 	log "starting the caches on empty stores and warming them (one full pull each)"
@@ -423,6 +437,7 @@ in_only cold && bench_cold
 stop_named entrepot
 stop_named distribution
 in_only scale && bench_scale
+in_only wan && bench_wan
 
 # ---- the report ----------------------------------------------------------
 
@@ -450,6 +465,7 @@ jq -n \
 	--argjson fill "$(cat "$WORK/fill.json" 2>/dev/null || echo null)" \
 	--argjson scale "$(cat "$WORK/scale.json" 2>/dev/null || echo null)" \
 	--argjson tls "$(cat "$WORK/tls.json" 2>/dev/null || echo null)" \
+	--argjson wan "$(cat "$WORK/wan.json" 2>/dev/null || echo null)" \
 	'{date: $date, machine: {nproc: $nproc, cpu: $cpu, kernel: $kernel, memory: $mem},
 	  loadavg: {start: $load_start, end: $load_end},
 	  go: $go, entrepot_commit: $commit, entrepot_uncommitted_files: ($dirty | tonumber),
@@ -457,7 +473,7 @@ jq -n \
 	  versions: {nginx: $nginx, wrk: $wrk, crane: $crane, distribution: $distribution, hey: $hey},
 	  rounds: $rounds, quick: ($quick == 1), only: $only, manifest_seconds: $manifest_seconds,
 	  small_blob_bytes: $small, large_blob_bytes: $large, elapsed_s: $elapsed,
-	  seed: $seed[0], fill: $fill, scale: $scale, tls: $tls}' >"$OUT/meta.json"
+	  seed: $seed[0], fill: $fill, scale: $scale, tls: $tls, wan: $wan}' >"$OUT/meta.json"
 
 "$BIN/report" --raw "$RAW" --meta "$OUT/meta.json" --out "$OUT" || die "report failed"
 log "done in ${ELAPSED_S} s: $OUT/results.md"

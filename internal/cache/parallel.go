@@ -13,7 +13,9 @@ import (
 
 // Parallel is how a source's large blobs are fetched: a blob of at least
 // MinSize bytes as byte ranges of PartSize bytes, up to Parts of them under
-// way at once, lowest offsets first. MinSize 0 never fetches in parts.
+// way at once, lowest offsets first; one of PartSize to MinSize bytes as
+// its first PartSize bytes and the rest, at once. MinSize 0 never fetches
+// in parts.
 type Parallel struct {
 	MinSize  int64
 	Parts    int
@@ -45,24 +47,31 @@ const partTries = 3
 var errPartLonger = errors.New("the answer holds more bytes than the range asked for")
 
 // openSource opens blob f.digest from off at the source, and returns the
-// length the reader will give (-1 when unknown). A fill of a large blob
-// from a source that serves ranges gets a reader that fetches it in parts
-// at once (partReader); the fill reads it as it would the one stream, in
-// order, hashing as it goes: only the bytes come sooner.
+// length the reader will give (-1 when unknown). A fill from a source that
+// serves ranges asks for the blob's first part only: a blob that fits
+// comes whole in that one answer; the rest of a larger one comes in more
+// parts at once (partReader): of PartSize bytes, Parts at a time, for a
+// blob of MinSize or more, else as one more range. The fill reads it as it
+// would the one stream, in order, hashing as it goes: only the bytes come
+// sooner.
 func (c *Cache) openSource(src Source, f *fill, off int64) (io.ReadCloser, int64, error) {
 	rs, ok := src.(RangeSource)
 	p := c.parallel[src.Name()]
 	if !ok || f.sequential || off > 0 || p.MinSize <= 0 || p.Parts < 2 || p.PartSize <= 0 {
 		return src.OpenBlob(c.ctx, f.repo, f.digest, off)
 	}
-	body, got, size, err := rs.OpenHead(c.ctx, f.repo, f.digest, p.MinSize)
+	body, got, size, err := rs.OpenHead(c.ctx, f.repo, f.digest, p.PartSize)
 	if err != nil || got == size {
 		return body, size, err
+	}
+	partSize := p.PartSize
+	if size < p.MinSize {
+		partSize = size - got
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	r := &partReader{
 		c: c, src: rs, repo: f.repo, d: f.digest, ctx: ctx, cancel: cancel,
-		end: size, partSize: p.PartSize, window: p.Parts, changed: make(chan struct{}),
+		end: size, partSize: partSize, window: p.Parts, changed: make(chan struct{}),
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

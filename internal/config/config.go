@@ -189,9 +189,11 @@ type Upstream struct {
 }
 
 // Parallel is how a blob of at least MinSize bytes is fetched: as up to
-// Parts byte ranges at once, of at least PartSize bytes each, lowest
-// offsets first, within the upstream's MaxConnections. MinSize 0 never
-// fetches in parts. Defaults 32 MiB, 8 and 8 MiB.
+// Parts byte ranges at once, of PartSize bytes each, lowest offsets first,
+// within the upstream's MaxConnections. A blob of PartSize to MinSize
+// bytes comes as two ranges at once (its first PartSize bytes and the
+// rest); a smaller one in one answer. MinSize 0 never fetches in parts.
+// Defaults 32 MiB, 8 and 8 MiB.
 type Parallel struct {
 	MinSize  int64
 	Parts    int

@@ -19,7 +19,7 @@ import (
 )
 
 // parallelOpts fetches blobs of 1 MiB or more as parts of 256 KiB, four at
-// a time: a 3 MiB layer comes as its first MiB and eight parts.
+// a time; a blob of 256 KiB to 1 MiB as its first 256 KiB and the rest.
 var parallelOpts = map[string]cache.Parallel{"docker.io": {MinSize: 1 << 20, Parts: 4, PartSize: 256 << 10}}
 
 // ranges records the Range header of every blob GET the origin gets, by
@@ -97,15 +97,16 @@ func bigLayer(t *testing.T, o *origin, repoTag string, size int64) (v1.Layer, []
 	return layers[0], readAll(t, layers[0]), digestOf(t, layers[0])
 }
 
-// A cold large blob is fetched as its first min_size bytes and parts of
-// part_size after them, each byte once, and reaches the client whole and
-// verified; a blob under min_size comes in one answer.
+// A cold large blob is fetched as parts of part_size, each byte once, and
+// reaches the client whole and verified; a blob under part_size comes in
+// one answer, one under min_size in two.
 func TestParallelFetch(t *testing.T) {
 	o := newOrigin(t)
 	_, want, d := bigLayer(t, o, "library/big:1", 3<<20)
 	small := push(t, o, "library/small:1", 4096, 1)
 	smallLayers, _ := small.Layers()
 	sd := digestOf(t, smallLayers[0])
+	_, midBytes, md := bigLayer(t, o, "library/mid:1", 600<<10)
 	rs := recordRanges(o, map[string]int{sd: len(readAll(t, smallLayers[0]))})
 	data := t.TempDir()
 	c := newCache(t, o, options{ttl: time.Hour, dataDir: data, parallel: parallelOpts})
@@ -119,8 +120,8 @@ func TestParallelFetch(t *testing.T) {
 	}
 	asked := rs.of(d)
 	checkCover(t, asked, int64(len(want)))
-	if parts := partsAfterHead(len(want)); asked[0] != "bytes=0-1048575" || len(asked) != 1+parts {
-		t.Fatalf("ranges asked %q; want the first MiB, then %d parts", asked, parts)
+	if parts := partsAfterHead(len(want)); asked[0] != "bytes=0-262143" || len(asked) != 1+parts {
+		t.Fatalf("ranges asked %q; want the first part, then %d more", asked, parts)
 	}
 
 	if resp, body := c.do(t, "GET", "/v2/small/blobs/"+sd); resp.StatusCode != 200 || !bytes.Equal(body, readAll(t, smallLayers[0])) {
@@ -129,7 +130,13 @@ func TestParallelFetch(t *testing.T) {
 	if n := len(rs.of(sd)); n != 1 {
 		t.Fatalf("small blob: %d GETs, want 1", n)
 	}
-	waitFor(t, "both blobs stored", func() bool { return countFiles(t, filepath.Join(data, "blobs")) == 2 })
+	if resp, body := c.do(t, "GET", "/v2/mid/blobs/"+md); resp.StatusCode != 200 || !bytes.Equal(body, midBytes) {
+		t.Fatalf("mid blob: %d", resp.StatusCode)
+	}
+	if asked, want := rs.of(md), []string{"bytes=0-262143", fmt.Sprintf("bytes=262144-%d", len(midBytes)-1)}; !slices.Equal(asked, want) {
+		t.Fatalf("mid blob: asked %q, want %q", asked, want)
+	}
+	waitFor(t, "the blobs stored", func() bool { return countFiles(t, filepath.Join(data, "blobs")) == 3 })
 
 	// Warm: from the store, nothing asked.
 	o.reset()
@@ -142,7 +149,7 @@ func TestParallelFetch(t *testing.T) {
 }
 
 // An upstream that refuses a range past a blob's end (416) is asked for
-// whole blobs from then on, of which a large one is read up to min_size,
+// whole blobs from then on, of which a large one is read for its first part,
 // its other parts by range: every blob reaches the client right.
 func TestParallelFetchRangePastEnd(t *testing.T) {
 	o := newOrigin(t)
@@ -158,7 +165,7 @@ func TestParallelFetchRangePastEnd(t *testing.T) {
 		}
 		// The first: the range refused, then the whole blob; the
 		// second: the whole blob at once.
-		if got, want := rs.of(ld), [][]string{{"bytes=0-1048575", ""}, {""}}[i]; !slices.Equal(got, want) {
+		if got, want := rs.of(ld), [][]string{{"bytes=0-262143", ""}, {""}}[i]; !slices.Equal(got, want) {
 			t.Fatalf("small blob %d: asked %q, want %q", i, got, want)
 		}
 	}
@@ -167,9 +174,9 @@ func TestParallelFetchRangePastEnd(t *testing.T) {
 	}
 	asked := rs.of(d)
 	if asked[0] != "" || len(asked) != 1+partsAfterHead(len(want)) {
-		t.Fatalf("big blob: asked %q; want the whole blob, then the parts after its first MiB", asked)
+		t.Fatalf("big blob: asked %q; want the whole blob, then the parts after its first", asked)
 	}
-	checkCover(t, append([]string{"bytes=0-1048575"}, asked[1:]...), int64(len(want)))
+	checkCover(t, append([]string{"bytes=0-262143"}, asked[1:]...), int64(len(want)))
 }
 
 // Twenty clients of one cold large blob share one fill: each byte is asked
@@ -208,7 +215,7 @@ func TestParallelFetchShared(t *testing.T) {
 // time, makes the fill go on as one stream. Clients get the right bytes
 // in every case, and only verified blobs are stored.
 func TestParallelFetchFaults(t *testing.T) {
-	part := "bytes=1310720-1572863" // the second part after the first MiB
+	part := "bytes=1310720-1572863" // the fifth part after the first
 	for _, tc := range []struct {
 		name string
 		// fault misbehaves on the blob GETs with this Range; n counts
@@ -420,13 +427,13 @@ func TestParallelFetchRedirected(t *testing.T) {
 		t.Fatalf("%d expired answers, %d registry GETs; want 1 and 2 to 5 (the first, then one after the expiry)", expired, sig)
 	}
 	if want := 1 + partsAfterHead(len(want)) + 1; cdnGets != want {
-		t.Fatalf("%d CDN GETs; want %d (the first MiB, the parts, one of them again)", cdnGets, want)
+		t.Fatalf("%d CDN GETs; want %d (the first part, the others, one of them again)", cdnGets, want)
 	}
 }
 
-// partsAfterHead is how many parts of a blob of size bytes follow its
-// first MiB, with parallelOpts.
-func partsAfterHead(size int) int { return (size - 1<<20 + 256<<10 - 1) / (256 << 10) }
+// partsAfterHead is how many parts of a blob of size bytes (1 MiB or more)
+// follow its first, with parallelOpts.
+func partsAfterHead(size int) int { return (size - 1) / (256 << 10) }
 
 func count(list []string, s string) int {
 	n := 0

@@ -8,6 +8,12 @@
 //	POST /_counts/reset  zero them
 //
 // Every other request goes to --upstream.
+//
+// It can also play a distant registry (all off by default): --delay holds
+// every response's headers back by a round trip, --rate caps each
+// response body's bytes per second, and --total-rate caps all of them
+// together (token buckets of 256 KiB, so the caps hold for short bodies
+// too). The counts are of the bytes as shaped.
 package main
 
 import (
@@ -30,7 +36,15 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	upstream := flag.String("upstream", "", "base URL of the registry to proxy to (required)")
+	delay := flag.Duration("delay", 0, "wait this long before sending each response's headers (0: none)")
+	var perResponse, total byteRate
+	flag.Var(&perResponse, "rate", "cap on each response body, bytes per second, such as 32MiB (0: none)")
+	flag.Var(&total, "total-rate", "cap on all response bodies together, bytes per second (0: none)")
 	flag.Parse()
+	if *delay < 0 {
+		log.Fatalf("countingproxy: --delay %v: must not be negative", *delay)
+	}
+	shape := newShaping(*delay, int64(perResponse), int64(total))
 	target, err := url.Parse(*upstream)
 	if *upstream == "" || err != nil {
 		log.Fatalf("countingproxy: --upstream: a base URL is required (%v)", err)
@@ -58,15 +72,23 @@ func main() {
 	mux.HandleFunc("POST /_counts/reset", c.reset)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		key := r.Method + " " + endpoint(r.URL.Path)
-		cw := &countingWriter{ResponseWriter: w}
+		cw := &countingWriter{ResponseWriter: shape.wrap(r.Context(), w)}
+		// Deferred: the proxy aborts a response whose body copy fails
+		// (a client that closes a GET once it has what it wanted) by
+		// panicking with http.ErrAbortHandler, and the bytes it sent
+		// before that count too.
+		defer func() { c.add(key, cw.n) }()
 		proxy.ServeHTTP(cw, r)
-		c.add(key, cw.n)
 	})
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatalf("countingproxy: %v", err)
 	}
 	fmt.Printf("countingproxy listening on %s, upstream %s\n", ln.Addr(), target)
+	if shape.on() {
+		fmt.Printf("countingproxy shaping: delay %v, %d bytes/s per response, %d bytes/s in all (0: no cap)\n",
+			*delay, int64(perResponse), int64(total))
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		sig := make(chan os.Signal, 1)

@@ -64,6 +64,8 @@ func (r *report) caseLabel(section, c string) string {
 		return fmt.Sprintf("%s, %d–%d s", s, from, from+window)
 	case "evict":
 		return "100,000 blobs, to 85 % of half their bytes"
+	case "wan":
+		return r.wanCaseLabel(c)
 	}
 	return c
 }
@@ -82,6 +84,9 @@ func (r *report) scaleTimes() (string, int) {
 
 // caseShort is the chart's form of a case: "256MIB 16C".
 func (r *report) caseShort(section, c string) string {
+	if section == "wan" {
+		return wanCaseShort(c)
+	}
 	l := r.caseLabel(section, c)
 	if section == "scale" {
 		l = strings.Replace(l, "GET by digest", "DIGEST", 1)
@@ -120,6 +125,7 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "; %v\n", t["openssl"])
 	}
+	b.WriteString(r.wanHeader())
 	if p, ok := m["entrepot_prefetch_flag"].(bool); ok && p {
 		b.WriteString("- Entrepot runs with its default settings (background prefetch on); the crane measurement also shows it with --prefetch 0\n")
 	}
@@ -220,7 +226,11 @@ func (r *report) table(b *strings.Builder, s tableSpec) {
 	if s.note != "" {
 		b.WriteString(s.note + "\n\n")
 	}
-	b.WriteString("| case | system | median | min | max | ratio (Entrepot / system) | target |\n|---|---|---:|---:|---:|---:|---|\n")
+	of := s.ratioOf
+	if of == "" {
+		of = "Entrepot"
+	}
+	fmt.Fprintf(b, "| case | system | median | min | max | ratio (%s / system) | target |\n|---|---|---:|---:|---:|---:|---|\n", of)
 	b.WriteString(strings.Join(rows, "\n") + "\n\n")
 }
 

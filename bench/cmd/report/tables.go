@@ -51,6 +51,9 @@ type tableSpec struct {
 	// budgetName says what it is for the chart ("5 MS").
 	budget     func(caseKey string) *target
 	budgetName string
+	// ratioOf names the subject in the ratio column's header; empty is
+	// "Entrepot".
+	ratioOf string
 }
 
 func fixed(op string, v float64) func(string) *target {
@@ -331,6 +334,30 @@ var specs = []tableSpec{
 		note:    "utime+stime of the client (bench/cmd/fetch) during the same runs: decrypting costs the client too, on the same cores.",
 		section: "tls", metric: "client_cpu_s_per_gib", unit: "CPU s/GiB", cases: warmCases, subject: "entrepot-tls",
 		anchors: []anchorSpec{{"nginx-tls", nil, chartNever}, {"entrepot", nil, chartNever}, {"nginx", nil, chartNever}},
+	},
+	{
+		title: "8a. WAN: cold pulls from a distant upstream", short: "WAN",
+		note:    "The caches' upstream is a second counting front that plays a distant registry (the header above says how: a delay before every answer's headers, a cap on each body and one on all of them together); upstream direct is a client talking to that front. Every pull is cold: the cache restarted on an empty store, a new layout for crane, containerd restarted on an empty root for ctr. No target: the ratio to direct is what a cache in the middle costs or gains on a slow link.",
+		section: "wan", metric: "seconds", unit: "s", cases: wanCases, subject: "entrepot",
+		anchors: []anchorSpec{{"direct", nil, chartAlways}, {"distribution", nil, chartNever}},
+	},
+	{
+		title: "8b. WAN: the Distribution proxy's cold pulls", short: "WAN DISTRIBUTION",
+		note:    "The pulls of 8a through the Distribution proxy, next to upstream direct; the ratio column is Distribution's median over direct's.",
+		section: "wan", metric: "seconds", unit: "s", cases: wanCases, subject: "distribution", ratioOf: "Distribution",
+		anchors: []anchorSpec{{"direct", nil, chartNever}},
+	},
+	{
+		title: "8c. WAN: upstream blob bytes as a multiple of the bytes each pull needs", short: "WAN UPSTREAM BYTES",
+		note:    "Blob bytes (GET blob, config blobs included) the shaped front sent during the pull, over the bytes of the blobs the pull needs.",
+		section: "wan", metric: "upstream_x", unit: "× needed", cases: wanCases, subject: "entrepot",
+		anchors: []anchorSpec{{"distribution", nil, chartNever}, {"direct", nil, chartNever}},
+	},
+	{
+		title: "8d. WAN: blob GETs the upstream answered", short: "WAN UPSTREAM GETS",
+		note:    "GET blob requests at the shaped front during the pull: one per blob for a client that asks for each blob whole; more when a cache fetches a blob in ranged parts, each of which pays the front's delay and gets a bandwidth cap of its own.",
+		section: "wan", metric: "upstream_blob_gets", unit: "requests", cases: wanCases, subject: "entrepot",
+		anchors: []anchorSpec{{"distribution", nil, chartNever}, {"direct", nil, chartNever}},
 	},
 }
 
