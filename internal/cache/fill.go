@@ -36,6 +36,7 @@ type fill struct {
 	// look at the state; the fill's end swaps w out under it.
 	mu       sync.RWMutex
 	w        store.SpoolFile
+	parts    *partReader // the download's, while it fetches in parts
 	written  int64
 	verified bool  // every byte arrived and matches the digest
 	done     bool  // committed: the store serves the blob from now on
@@ -106,7 +107,7 @@ func (c *Cache) download(src Source, f *fill, fc *fillClaim) error {
 		if err != nil {
 			return err
 		}
-		_, parts := body.(*partReader)
+		pr, parts := body.(*partReader)
 		if w == nil {
 			spooled := f.digest
 			if fc.relayed {
@@ -118,7 +119,9 @@ func (c *Cache) download(src Source, f *fill, fc *fillClaim) error {
 			}
 			f.start(w, size)
 		}
+		f.setParts(pr)
 		written, err = c.copyBody(body, w, h, f, written)
+		f.setParts(nil)
 		body.Close()
 		var rerr *readError
 		if err == nil {
@@ -297,8 +300,32 @@ func (f *fill) copyRange(ctx context.Context, content store.Content, dst io.Writ
 			off = limit
 			continue
 		}
+		// Past what the fill has written: a part fetched ahead may hold
+		// the bytes (never the response's last one, held back as above).
+		var arrived <-chan struct{}
+		if parts := f.partReader(); parts != nil && off >= written && !verified {
+			last := f.size - 1
+			if end >= 0 {
+				last = end - 1
+			}
+			parts.want(off)
+			n, wait, err := parts.copyAt(dst, off, last)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				off += n
+				if r != nil { // behind now: reopened where off is
+					r.Close()
+					r = nil
+				}
+				continue
+			}
+			arrived = wait
+		}
 		select {
 		case <-changed:
+		case <-arrived:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -325,6 +352,22 @@ func copyStored(ctx context.Context, content store.Content, d digest.Digest, dst
 func (f *fill) notify() {
 	close(f.changed)
 	f.changed = make(chan struct{})
+}
+
+// setParts records the part reader the download reads, or nil once it
+// is done with it.
+func (f *fill) setParts(r *partReader) {
+	f.mu.Lock()
+	f.parts = r
+	f.mu.Unlock()
+}
+
+// partReader is the download's part reader, nil when it reads one
+// stream.
+func (f *fill) partReader() *partReader {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.parts
 }
 
 // start records the source's answer and lets waiting clients begin.

@@ -105,12 +105,17 @@ type partReader struct {
 	window   int
 
 	// mu protects the fields below and the parts' state.
-	mu      sync.Mutex
-	queue   []*part // started, in offset order; queue[0] is being read
-	read    int     // bytes of queue[0] read
-	next    int64   // where the next part to start begins
-	held    int     // connections taken from the budget
-	idle    int     // of those, how many no part uses
+	mu    sync.Mutex
+	queue []*part // in offset order from where the reader is; queue[0] is being read
+	// ahead are parts past next that a client asked for (want), by
+	// offset: fetched before the others, read when next reaches them;
+	// pending are those of them not started yet.
+	ahead   map[int64]*part
+	pending []*part
+	read    int   // bytes of queue[0] read
+	next    int64 // where the next part to start begins
+	held    int   // connections taken from the budget
+	idle    int   // of those, how many no part uses
 	closed  bool
 	changed chan struct{} // closed when a part's state changes
 }
@@ -135,10 +140,21 @@ func (r *partReader) newPart(n int64) *part {
 }
 
 // schedule starts parts while the window has room and the budget a
-// connection, and gives back the connections no part needs. Called with mu
-// held.
+// connection, the parts clients asked for first, and gives back the
+// connections no part needs. Called with mu held.
 func (r *partReader) schedule() {
-	for !r.closed && r.next < r.end && len(r.queue) < r.window {
+	for !r.closed {
+		if a := r.ahead[r.next]; a != nil && len(r.queue) < r.window {
+			// Asked for already: it joins the queue where it belongs.
+			delete(r.ahead, r.next)
+			r.queue = append(r.queue, a)
+			r.next = a.end
+			continue
+		}
+		inOrder := r.next < r.end && len(r.queue) < r.window && r.ahead[r.next] == nil
+		if len(r.pending) == 0 && !inOrder {
+			break
+		}
 		if r.idle == 0 {
 			if !r.c.conns.tryTake(r.src.Name()) {
 				break
@@ -146,10 +162,14 @@ func (r *partReader) schedule() {
 			r.held++
 			r.idle++
 		}
-		p := r.newPart(r.partSize)
+		var p *part
+		if len(r.pending) > 0 {
+			p, r.pending = r.pending[0], r.pending[1:]
+		} else {
+			p = r.newPart(r.partSize)
+		}
 		if !r.c.spawn(func() { r.fetch(p, nil, false) }) {
-			r.queue = r.queue[:len(r.queue)-1]
-			r.next = p.off
+			r.closed = true // the cache is closing
 			break
 		}
 		r.idle--
@@ -281,6 +301,75 @@ func (r *partReader) Read(b []byte) (int, error) {
 			return 0, r.ctx.Err()
 		}
 	}
+}
+
+// maxAhead bounds the parts past the reader's that clients may ask for at
+// once, each of which holds its bytes in memory until the reader gets
+// there.
+const maxAhead = 2
+
+// want asks for the part that holds byte off next, unless it is under way
+// or the reader is past it: a client wants a range there.
+func (r *partReader) want(off int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || off < r.next || off >= r.end || len(r.ahead) >= maxAhead {
+		return
+	}
+	start := r.next + (off-r.next)/r.partSize*r.partSize
+	if r.ahead[start] != nil {
+		return
+	}
+	p := &part{off: start, end: min(start+r.partSize, r.end)}
+	p.buf = getPartBuf(int(p.end - p.off))
+	if r.ahead == nil {
+		r.ahead = map[int64]*part{}
+	}
+	r.ahead[start] = p
+	r.pending = append(r.pending, p)
+	r.schedule()
+}
+
+// copyAt writes to dst the bytes from off on, short of limit, that have
+// arrived in a part the reader has not begun to read: a client's range
+// ahead of the fill. It returns how many it wrote, and, when there were
+// none, a channel closed once more arrive. (The part being read is the
+// spool's soon: clients get it from there, with sendfile.)
+func (r *partReader) copyAt(dst io.Writer, off, limit int64) (int64, <-chan struct{}, error) {
+	r.mu.Lock()
+	var p *part
+	for _, q := range r.queue[min(1, len(r.queue)):] {
+		if q.off <= off && off < q.end {
+			p = q
+		}
+	}
+	for _, q := range r.ahead {
+		if q.off <= off && off < q.end {
+			p = q
+		}
+	}
+	if p == nil || off >= p.off+int64(p.n) || off >= limit {
+		changed := r.changed
+		r.mu.Unlock()
+		return 0, changed, nil
+	}
+	// Copied out under the lock: once the reader has read the part, its
+	// buffer serves another.
+	n := min(p.off+int64(p.n), limit) - off
+	n = min(n, partRead)
+	buf := make([]byte, n)
+	copy(buf, p.buf[off-p.off:])
+	r.mu.Unlock()
+	if _, err := dst.Write(buf); err != nil {
+		return 0, nil, err
+	}
+	// Out now, not when a buffer fills: the rest may be a while.
+	if f, ok := dst.(interface{ Flush() error }); ok {
+		if err := f.Flush(); err != nil {
+			return 0, nil, err
+		}
+	}
+	return n, nil, nil
 }
 
 // Close stops the parts under way; their connections go back as they end.

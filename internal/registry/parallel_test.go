@@ -446,3 +446,83 @@ func count(list []string, s string) int {
 }
 
 func contains(list []string, s string) bool { return count(list, s) > 0 }
+
+// A client's range past what a fill has fetched gets its bytes as soon as
+// the part that holds them arrives, that part fetched before the others
+// (lazy-pulling clients read a blob's end first); the response's last byte
+// waits for the whole blob's digest.
+func TestParallelFetchRangeAhead(t *testing.T) {
+	o := newOrigin(t)
+	_, want, d := bigLayer(t, o, "library/big:1", 3<<20)
+	const ahead = "bytes=2621440-2883583" // the part that holds the range
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var asked []string
+	o.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		rg := r.Header.Get("Range")
+		if r.Method != "GET" || endpoint(r.URL.Path) != "blobs" {
+			return false
+		}
+		mu.Lock()
+		asked = append(asked, rg)
+		mu.Unlock()
+		if rg != "bytes=0-262143" && rg != ahead {
+			<-release // the rest of the blob is slow to come
+		}
+		return false
+	})
+	c := newCache(t, o, options{ttl: time.Hour, parallel: parallelOpts})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	req, _ := http.NewRequest("GET", c.URL+"/v2/big/blobs/"+d, nil)
+	req.Header.Set("Range", "bytes=2621440-2621539")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("range: %d", resp.StatusCode)
+	}
+	got := make([]byte, 100)
+	read := make(chan error, 1)
+	go func() { _, err := io.ReadFull(resp.Body, got[:99]); read <- err }()
+	select {
+	case err := <-read:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("the range's bytes did not come while the blob's earlier parts were held (asked %q)", asked)
+	}
+	if !bytes.Equal(got[:99], want[2621440:2621539]) {
+		t.Fatalf("the range's first 99 bytes are wrong")
+	}
+	mu.Lock()
+	if !contains(asked, ahead) {
+		t.Errorf("asked %q; want the part that holds the range", asked)
+	}
+	mu.Unlock()
+	// The last byte: only once every part came and the digest checked.
+	last := make(chan error, 1)
+	go func() { _, err := io.ReadFull(resp.Body, got[99:]); last <- err }()
+	select {
+	case <-last:
+		t.Fatalf("the response's last byte came before the blob was verified")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-last; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want[2621440:2621540]) {
+		t.Fatalf("the range's bytes are wrong")
+	}
+}

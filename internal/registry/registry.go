@@ -131,6 +131,19 @@ func (a *answer) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(struct{ io.Writer }{a.ResponseWriter}, r)
 }
 
+// Flush sends what is buffered: the cache flushes the bytes it writes
+// from memory (a range ahead of a fill), which no sendfile sends at once.
+func (a *answer) Flush() error {
+	if !a.wrote {
+		a.WriteHeader(http.StatusOK)
+	}
+	err := http.NewResponseController(a.ResponseWriter).Flush()
+	if errors.Is(err, http.ErrNotSupported) {
+		return nil
+	}
+	return err
+}
+
 // Unwrap returns the writer underneath, for http.ResponseController.
 func (a *answer) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
