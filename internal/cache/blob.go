@@ -149,16 +149,18 @@ func (c *Cache) joinOrStartFill(src Source, repo string, d digest.Digest, capped
 		return f, true
 	}
 	c.Stats.BlobMisses.Add(1)
-	return c.startFill(src, repo, d, false, capped), false
+	return c.startFill(src, repo, d, -1, false, capped), false
 }
 
-// startFill starts a fill of d. Called with c.mu held. The fill holds one
+// startFill starts a fill of d, of size bytes (-1: unknown; a manifest's
+// descriptor tells a prefetch). Called with c.mu held. The fill holds one
 // of the source's slots while it runs: the one its caller took (slotted),
 // or a free one if there is one; and the place in its cap its caller took
 // (capped).
-func (c *Cache) startFill(src Source, repo string, d digest.Digest, slotted, capped bool) *fill {
+func (c *Cache) startFill(src Source, repo string, d digest.Digest, size int64, slotted, capped bool) *fill {
 	slotted = slotted || c.conns.tryTake(src.Name())
 	f := newFill(d, src.Name(), repo)
+	f.hint = size
 	c.fills[d] = f
 	done := func() {
 		if slotted {

@@ -28,6 +28,9 @@ type fill struct {
 	// fill has failed (err is set).
 	ready chan struct{}
 	size  int64 // -1 when the source did not say
+	// hint is the size a manifest gave, before the source says (-1:
+	// none), which tells how to ask for the blob (openSource).
+	hint int64
 	// sequential is set, by the download alone, once fetching in parts
 	// (parallelBody) failed: the fill resumes as one stream.
 	sequential bool

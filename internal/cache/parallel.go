@@ -25,10 +25,10 @@ type Parallel struct {
 // A RangeSource is a Source that serves byte ranges of blobs: a fill of a
 // large blob fetches several of them at once (Parallel).
 //
-// OpenHead opens blob d asking for its first n bytes only: the reader
-// gives at least the first got bytes, of which no more are read (all of
-// them when got == size; got and size are -1 when the source did not say,
-// and the reader runs to the end).
+// OpenHead opens blob d, whose size a manifest told, asking for its first
+// n bytes only: the reader gives at least the first got bytes, of which
+// no more are read (all of them when got == size; got and size are -1
+// when the source did not say, and the reader runs to the end).
 // OpenRange returns bytes [off, end), unverified; an answer with more or
 // fewer of them is the source's fault, and one that carries the whole blob
 // an error that wraps oci.ErrUnsupported: asking again is no use.
@@ -47,21 +47,31 @@ const partTries = 3
 var errPartLonger = errors.New("the answer holds more bytes than the range asked for")
 
 // openSource opens blob f.digest from off at the source, and returns the
-// length the reader will give (-1 when unknown). A fill from a source that
-// serves ranges asks for the blob's first part only: a blob that fits
-// comes whole in that one answer; the rest of a larger one comes in more
-// parts at once (partReader): of PartSize bytes, Parts at a time, for a
-// blob of MinSize or more, else as one more range. The fill reads it as it
-// would the one stream, in order, hashing as it goes: only the bytes come
-// sooner.
+// length the reader will give (-1 when unknown). From a source that serves
+// ranges, a blob larger than PartSize comes in parts at once (partReader):
+// of PartSize bytes, Parts at a time, for a blob of MinSize or more, else
+// as its first part and the rest. The first part comes from the first
+// answer: a range of it when a manifest told the blob's size (f.hint),
+// else the whole blob's answer, read that far and closed. A smaller blob
+// is asked for whole. The fill reads either reader as the one stream, in
+// order, hashing as it goes: only the bytes come sooner.
 func (c *Cache) openSource(src Source, f *fill, off int64) (io.ReadCloser, int64, error) {
 	rs, ok := src.(RangeSource)
 	p := c.parallel[src.Name()]
-	if !ok || f.sequential || off > 0 || p.MinSize <= 0 || p.Parts < 2 || p.PartSize <= 0 {
+	if !ok || f.sequential || off > 0 || p.MinSize <= 0 || p.Parts < 2 || p.PartSize <= 0 || (f.hint >= 0 && f.hint <= p.PartSize) {
 		return src.OpenBlob(c.ctx, f.repo, f.digest, off)
 	}
-	body, got, size, err := rs.OpenHead(c.ctx, f.repo, f.digest, p.PartSize)
-	if err != nil || got == size {
+	var body io.ReadCloser
+	var got, size int64
+	var err error
+	open := f.hint < 0
+	if open {
+		body, size, err = src.OpenBlob(c.ctx, f.repo, f.digest, 0)
+		got = min(size, p.PartSize)
+	} else {
+		body, got, size, err = rs.OpenHead(c.ctx, f.repo, f.digest, p.PartSize)
+	}
+	if err != nil || size < 0 || got >= size {
 		return body, size, err
 	}
 	partSize := p.PartSize

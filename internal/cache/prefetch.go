@@ -24,12 +24,12 @@ func (c *Cache) prefetchBlobs(src Source, repo string, body []byte) {
 	if json.Unmarshal(body, &m) != nil {
 		return
 	}
-	var blobs []digest.Digest
+	var blobs []v1.Descriptor
 	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 		// Foreign layers (with URLs) live elsewhere; bad digests are the
 		// client's problem when it asks.
 		if len(d.URLs) == 0 && d.Digest.Validate() == nil {
-			blobs = append(blobs, d.Digest)
+			blobs = append(blobs, d)
 		}
 	}
 	if len(blobs) == 0 {
@@ -44,7 +44,7 @@ func (c *Cache) prefetchBlobs(src Source, repo string, body []byte) {
 				c.conns.give(src.Name())
 				return
 			}
-			if !c.startPrefetch(src, repo, d) {
+			if !c.startPrefetch(src, repo, d.Digest, d.Size) {
 				c.conns.give(src.Name())
 				c.caps.release(src.Name())
 			}
@@ -52,10 +52,10 @@ func (c *Cache) prefetchBlobs(src Source, repo string, body []byte) {
 	})
 }
 
-// startPrefetch starts a fill of d, which takes over the slot and the
-// place in the source's cap its caller holds, unless d is stored or
-// filling already.
-func (c *Cache) startPrefetch(src Source, repo string, d digest.Digest) bool {
+// startPrefetch starts a fill of d, of size bytes as its manifest says,
+// which takes over the slot and the place in the source's cap its caller
+// holds, unless d is stored or filling already.
+func (c *Cache) startPrefetch(src Source, repo string, d digest.Digest, size int64) bool {
 	if _, err := c.store.Content.Stat(c.ctx, d); err == nil {
 		return false
 	}
@@ -65,6 +65,6 @@ func (c *Cache) startPrefetch(src Source, repo string, d digest.Digest) bool {
 		return false
 	}
 	c.Stats.Prefetches.Add(1)
-	c.startFill(src, repo, d, true, true)
+	c.startFill(src, repo, d, size, true, true)
 	return true
 }

@@ -118,11 +118,13 @@ func TestParallelFetch(t *testing.T) {
 	if resp.ContentLength != int64(len(want)) {
 		t.Fatalf("Content-Length %d, want %d", resp.ContentLength, len(want))
 	}
+	// No manifest told the blob's size: the first answer is the whole
+	// blob's, read for its first part only.
 	asked := rs.of(d)
-	checkCover(t, asked, int64(len(want)))
-	if parts := partsAfterHead(len(want)); asked[0] != "bytes=0-262143" || len(asked) != 1+parts {
-		t.Fatalf("ranges asked %q; want the first part, then %d more", asked, parts)
+	if parts := partsAfterHead(len(want)); asked[0] != "" || len(asked) != 1+parts {
+		t.Fatalf("ranges asked %q; want the whole blob, then %d parts after its first", asked, parts)
 	}
+	checkCover(t, append([]string{"bytes=0-262143"}, asked[1:]...), int64(len(want)))
 
 	if resp, body := c.do(t, "GET", "/v2/small/blobs/"+sd); resp.StatusCode != 200 || !bytes.Equal(body, readAll(t, smallLayers[0])) {
 		t.Fatalf("small blob: %d", resp.StatusCode)
@@ -133,7 +135,7 @@ func TestParallelFetch(t *testing.T) {
 	if resp, body := c.do(t, "GET", "/v2/mid/blobs/"+md); resp.StatusCode != 200 || !bytes.Equal(body, midBytes) {
 		t.Fatalf("mid blob: %d", resp.StatusCode)
 	}
-	if asked, want := rs.of(md), []string{"bytes=0-262143", fmt.Sprintf("bytes=262144-%d", len(midBytes)-1)}; !slices.Equal(asked, want) {
+	if asked, want := rs.of(md), []string{"", fmt.Sprintf("bytes=262144-%d", len(midBytes)-1)}; !slices.Equal(asked, want) {
 		t.Fatalf("mid blob: asked %q, want %q", asked, want)
 	}
 	waitFor(t, "the blobs stored", func() bool { return countFiles(t, filepath.Join(data, "blobs")) == 3 })
@@ -148,35 +150,31 @@ func TestParallelFetch(t *testing.T) {
 	}
 }
 
-// An upstream that refuses a range past a blob's end (416) is asked for
-// whole blobs from then on, of which a large one is read for its first part,
-// its other parts by range: every blob reaches the client right.
-func TestParallelFetchRangePastEnd(t *testing.T) {
+// A prefetch knows each blob's size from the manifest: a large blob's
+// first part is asked for as a range, so that each byte comes once, and a
+// small blob is asked for whole, without a range.
+func TestParallelPrefetch(t *testing.T) {
 	o := newOrigin(t)
-	_, want, d := bigLayer(t, o, "library/big:1", 3<<20)
-	small := push(t, o, "library/small:1", 4096, 2)
-	layers, _ := small.Layers()
-	rs := recordRanges(o, nil) // no clamping: go-containerregistry's 416
-	c := newCache(t, o, options{ttl: time.Hour, parallel: parallelOpts})
-	for i, l := range layers {
-		ld := digestOf(t, l)
-		if resp, body := c.do(t, "GET", "/v2/small/blobs/"+ld); resp.StatusCode != 200 || !bytes.Equal(body, readAll(t, l)) {
-			t.Fatalf("small blob %d: %d", i, resp.StatusCode)
+	img := push(t, o, "library/app:1", 3<<20, 2)
+	rs := recordRanges(o, nil)
+	data := t.TempDir()
+	c := newCache(t, o, options{ttl: time.Hour, dataDir: data, prefetch: 1, parallel: parallelOpts})
+	if resp, _ := c.do(t, "GET", "/v2/app/manifests/1"); resp.StatusCode != 200 {
+		t.Fatalf("manifest: %d", resp.StatusCode)
+	}
+	layers, _ := img.Layers()
+	waitFor(t, "the prefetches stored", func() bool { return countFiles(t, filepath.Join(data, "blobs")) == len(layers)+2 })
+	for _, l := range layers {
+		asked, size := rs.of(digestOf(t, l)), len(readAll(t, l))
+		if asked[0] != "bytes=0-262143" || len(asked) != 1+partsAfterHead(size) {
+			t.Fatalf("layer: asked %q; want the first part, then the others", asked)
 		}
-		// The first: the range refused, then the whole blob; the
-		// second: the whole blob at once.
-		if got, want := rs.of(ld), [][]string{{"bytes=0-262143", ""}, {""}}[i]; !slices.Equal(got, want) {
-			t.Fatalf("small blob %d: asked %q, want %q", i, got, want)
-		}
+		checkCover(t, asked, int64(size))
 	}
-	if resp, body := c.do(t, "GET", "/v2/big/blobs/"+d); resp.StatusCode != 200 || !bytes.Equal(body, want) {
-		t.Fatalf("big blob: %d", resp.StatusCode)
+	cd, _ := img.ConfigName()
+	if asked := rs.of(cd.String()); !slices.Equal(asked, []string{""}) {
+		t.Fatalf("config: asked %q; want it whole, once", asked)
 	}
-	asked := rs.of(d)
-	if asked[0] != "" || len(asked) != 1+partsAfterHead(len(want)) {
-		t.Fatalf("big blob: asked %q; want the whole blob, then the parts after its first", asked)
-	}
-	checkCover(t, append([]string{"bytes=0-262143"}, asked[1:]...), int64(len(want)))
 }
 
 // Twenty clients of one cold large blob share one fill: each byte is asked
@@ -207,7 +205,11 @@ func TestParallelFetchShared(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	checkCover(t, rs.of(d), int64(len(want)))
+	asked := rs.of(d)
+	if asked[0] != "" {
+		t.Fatalf("asked %q; want the whole blob first", asked)
+	}
+	checkCover(t, append([]string{"bytes=0-262143"}, asked[1:]...), int64(len(want)))
 }
 
 // A part the upstream gets wrong is asked for again from where its bytes
@@ -466,7 +468,7 @@ func TestParallelFetchRangeAhead(t *testing.T) {
 		mu.Lock()
 		asked = append(asked, rg)
 		mu.Unlock()
-		if rg != "bytes=0-262143" && rg != ahead {
+		if rg != "" && rg != ahead {
 			<-release // the rest of the blob is slow to come
 		}
 		return false

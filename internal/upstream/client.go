@@ -57,9 +57,6 @@ type Client struct {
 	budget budget
 	// locations are the URLs blobs redirected to (OpenRange).
 	locations locations
-	// noRangePastEnd is set once the upstream refused a range that runs
-	// past a blob's end (OpenHead).
-	noRangePastEnd atomic.Bool
 	// shared is what the cluster's replicas know of the upstream
 	// (Share); nil: this replica's answers only.
 	shared Shared

@@ -127,27 +127,20 @@ func (c *Client) checkRange(resp *http.Response, d digest.Digest, off, end int64
 	return resp.Body, nil
 }
 
-// OpenHead opens blob d for a fill that fetches large blobs in parts: it
-// asks for the first n bytes only, so that a small blob comes whole in one
-// answer and a large one is not sent twice (its other parts come by
-// OpenRange). The reader gives at least the first got bytes of the blob
-// (all of them when got == size), and the caller reads no more than got;
-// size is the blob's (-1 when the upstream did not say, with got -1 too:
-// read to the end). An upstream that ignores the range sends the whole
-// blob, which then is read as one stream.
+// OpenHead opens blob d for a fill that fetches it in parts, knowing its
+// size from a manifest: it asks for the first n bytes only, so that none
+// is sent twice (the other parts come by OpenRange). The reader gives at
+// least the first got bytes of the blob (all of them when got == size),
+// and the caller reads no more than got; size is the blob's (-1 when the
+// upstream did not say, with got -1 too: read to the end). An upstream
+// that ignores the range sends the whole blob, then read as one stream;
+// one that refuses it (416: the blob is smaller than its manifest said)
+// is asked for the whole blob.
 func (c *Client) OpenHead(ctx context.Context, repo string, d digest.Digest, n int64) (body io.ReadCloser, got, size int64, err error) {
-	ranged := !c.noRangePastEnd.Load()
-	resp, err := c.getFirst(ctx, repo, d, n, ranged)
+	resp, err := c.getFirst(ctx, repo, d, n, true)
 	var e *Error
-	if ranged && errors.As(err, &e) && e.Status == http.StatusRequestedRangeNotSatisfiable {
-		// The blob is empty, or the upstream refuses a range that runs
-		// past the end (go-containerregistry's registry does, though
-		// RFC 9110 says to answer what there is): from now on, ask for
-		// the whole blob and read its first n bytes.
-		ranged = false
-		if resp, err = c.getFirst(ctx, repo, d, n, false); err == nil && resp.ContentLength > 0 {
-			c.noRangePastEnd.Store(true)
-		}
+	if errors.As(err, &e) && e.Status == http.StatusRequestedRangeNotSatisfiable {
+		resp, err = c.getFirst(ctx, repo, d, n, false)
 	}
 	if err != nil {
 		return nil, 0, 0, err
@@ -155,10 +148,7 @@ func (c *Client) OpenHead(ctx context.Context, repo string, d digest.Digest, n i
 	if final := resp.Request.URL; final.Host != c.base.Host || final.Scheme != c.base.Scheme {
 		c.locations.add(d, final.String(), c.now())
 	}
-	switch {
-	case resp.StatusCode != http.StatusPartialContent && !ranged && resp.ContentLength > n:
-		return resp.Body, n, resp.ContentLength, nil
-	case resp.StatusCode != http.StatusPartialContent:
+	if resp.StatusCode != http.StatusPartialContent {
 		return resp.Body, resp.ContentLength, resp.ContentLength, nil
 	}
 	var first, last, total int64
