@@ -186,13 +186,17 @@ func TestCluster(t *testing.T) {
 	replicas := make([]*replica, 3)
 	for i := range replicas {
 		replicas[i] = startReplica(t, bin, bucket, func(r *replica) string {
+			// One stream per blob (parallel.min_size 0): the test
+			// counts each fill's GETs and its resumes across replicas.
 			return fmt.Sprintf(`upstreams:
   - name: docker.io
     url: %s
     ttl: 1h
+    parallel: {min_size: 0}
   - name: quick
     url: %s
     ttl: 3s
+    parallel: {min_size: 0}
 storage:
   max_size: 40MiB
 cluster:
