@@ -23,9 +23,18 @@
 #   index-one     crane pull --platform linux/arm64 of library/wan-multi:1
 #   index-all     crane pull --format oci of the whole index (every platform)
 #
+# The cases whose client has work of its own besides fetching
+# (WAN_FLOOR_CASES: crane writes the layout, ctr ingests and unpacks) are
+# also timed through Entrepot warm (system entrepot-warm), right after their
+# cold pull there and on the same store: the cache holds every blob, so the
+# link plays no part, and what is left is the client's own cost, the floor
+# no cache can go under.
+#
 # Figures: seconds, the blob bytes the shaped front sent as a multiple of
-# the bytes the case needs (upstream_x), and how many blob GETs it answered
-# (a cache that fetches a blob in ranged parts asks more than once).
+# the bytes the case needs (upstream_x), how many blob GETs it answered
+# (a cache that fetches a blob in ranged parts asks more than once), and
+# how many requests of any kind (upstream_requests: 0 for a warm pull the
+# cache answered from its store).
 # $WORK/wan.json (meta.json's wan) records the shaping, the sizes and
 # containerd's version.
 
@@ -40,13 +49,21 @@ WAN_INDEX_LAYERS=4
 # ctr alone would not bound them.
 WAN_CTR_DOWNLOADS=3
 WAN_CASES=(blob-fetch blob-crane layers-crane layers-ctr index-one index-all)
+WAN_FLOOR_CASES=(blob-crane layers-crane layers-ctr)
 
 # wan_base SYSTEM: the base URL a client of SYSTEM uses in this section
-# (direct is the shaped front, not the plain one).
+# (direct is the shaped front, not the plain one; entrepot-warm is Entrepot).
 # shellcheck disable=SC2153 # BASE is run.sh's
 wan_base() {
-	if [[ $1 == direct ]]; then echo "$WAN_FRONT"; else echo "${BASE[$1]}"; fi
+	case $1 in
+	direct) echo "$WAN_FRONT" ;;
+	entrepot-warm) echo "${BASE[entrepot]}" ;;
+	*) echo "${BASE[$1]}" ;;
+	esac
 }
+
+# wan_floor CASE: whether CASE is also timed through Entrepot warm.
+wan_floor() { [[ " ${WAN_FLOOR_CASES[*]} " == *" $1 "* ]]; }
 
 # wan_counts: the shaped front's counts since its last reset, in
 # $WORK/wan-counts.json.
@@ -189,8 +206,29 @@ wan_check() {
 		for c in blob-crane layers-crane layers-ctr index-one index-all; do
 			wan_pull "$c" "$sys"
 		done
+		if [[ $sys == entrepot ]]; then
+			for c in "${WAN_FLOOR_CASES[@]}"; do
+				wan_pull "$c" entrepot-warm
+			done
+		fi
 	done
 	log "  checked: every image pulls whole through every system"
+}
+
+# wan_measure CASE SYSTEM ROUND: one timed pull of CASE through SYSTEM and
+# its figures; a cache starts on an empty store first, except entrepot-warm,
+# which is Entrepot as the last pull left it.
+wan_measure() {
+	local c=$1 sys=$2 r=$3
+	[[ $sys == direct || $sys == entrepot-warm ]] || restart_cold "$sys"
+	curl -sf -X POST "$WAN_FRONT/_counts/reset" >/dev/null || die "resetting the shaped front's counts failed"
+	wan_pull "$c" "$sys"
+	rec wan "$c" "$sys" "$r" seconds "$WAN_S"
+	wan_counts
+	rec wan "$c" "$sys" "$r" upstream_x "$(jq --argjson size "${WAN_NEED[$c]}" \
+		'(.endpoints["GET blob"].bytes // 0) / $size' "$WORK/wan-counts.json")"
+	rec wan "$c" "$sys" "$r" upstream_blob_gets "$(jq '.endpoints["GET blob"].requests // 0' "$WORK/wan-counts.json")"
+	rec wan "$c" "$sys" "$r" upstream_requests "$(jq '.requests // 0' "$WORK/wan-counts.json")"
 }
 
 # shellcheck disable=SC2034 # CACHE_UPSTREAM: read by start_entrepot and start_distribution (run.sh)
@@ -205,14 +243,11 @@ bench_wan() {
 	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		for c in "${WAN_CASES[@]}"; do
 			for sys in $(rotate "$r" entrepot distribution direct); do
-				[[ $sys == direct ]] || restart_cold "$sys"
-				curl -sf -X POST "$WAN_FRONT/_counts/reset" >/dev/null || die "resetting the shaped front's counts failed"
-				wan_pull "$c" "$sys"
-				rec wan "$c" "$sys" "$r" seconds "$WAN_S"
-				wan_counts
-				rec wan "$c" "$sys" "$r" upstream_x "$(jq --argjson size "${WAN_NEED[$c]}" \
-					'(.endpoints["GET blob"].bytes // 0) / $size' "$WORK/wan-counts.json")"
-				rec wan "$c" "$sys" "$r" upstream_blob_gets "$(jq '.endpoints["GET blob"].requests // 0' "$WORK/wan-counts.json")"
+				wan_measure "$c" "$sys" "$r"
+				# The floor: the same pull again, the cache now warm.
+				if [[ $sys == entrepot ]] && wan_floor "$c"; then
+					wan_measure "$c" entrepot-warm "$r"
+				fi
 			done
 		done
 		log "  round $r/$BENCH_ROUNDS done"

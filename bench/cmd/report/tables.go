@@ -339,7 +339,7 @@ var specs = []tableSpec{
 		title: "8a. WAN: cold pulls from a distant upstream", short: "WAN",
 		note:    "The caches' upstream is a second counting front that plays a distant registry (the header above says how: a delay before every answer's headers, a cap on each body and one on all of them together); upstream direct is a client talking to that front. Every pull is cold: the cache restarted on an empty store, a new layout for crane, containerd restarted on an empty root for ctr. No target: the ratio to direct is what a cache in the middle costs or gains on a slow link.",
 		section: "wan", metric: "seconds", unit: "s", cases: wanCases, subject: "entrepot",
-		anchors: []anchorSpec{{"direct", nil, chartAlways}, {"distribution", nil, chartNever}},
+		anchors: []anchorSpec{{"direct", nil, chartAlways}, {"distribution", nil, chartNever}, {"entrepot-warm", nil, chartNever}},
 	},
 	{
 		title: "8b. WAN: the Distribution proxy's cold pulls", short: "WAN DISTRIBUTION",
@@ -359,6 +359,8 @@ var specs = []tableSpec{
 		section: "wan", metric: "upstream_blob_gets", unit: "requests", cases: wanCases, subject: "entrepot",
 		anchors: []anchorSpec{{"distribution", nil, chartNever}, {"direct", nil, chartNever}},
 	},
+	wanFloorSpec,
+	wanFloorRequestsSpec,
 }
 
 // earlyCases are the scale section's first seconds after a start: the
@@ -384,6 +386,7 @@ var systemNames = map[string]string{
 	"entrepot-100k-bound": "Entrepot, 100k blobs, bound on",
 	"entrepot-100k-evict": "Entrepot, 100k blobs, evicting",
 	"entrepot-noprefetch": "Entrepot, --prefetch 0",
+	"entrepot-warm":       "Entrepot, warm (client floor)",
 	"entrepot-tls":        "Entrepot, TLS",
 	"nginx-tls":           "nginx, TLS",
 }
