@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -40,6 +41,7 @@ import (
 	"github.com/entrepot/entrepot/internal/cluster"
 	"github.com/entrepot/entrepot/internal/config"
 	"github.com/entrepot/entrepot/internal/dashboard"
+	"github.com/entrepot/entrepot/internal/derive"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/metrics"
 	"github.com/entrepot/entrepot/internal/registry"
@@ -120,7 +122,7 @@ func serve(cfg *config.Config) error {
 		defer peers.Close() // after the fills: their claims go first
 	}
 	fillCtx, cancelFills := context.WithCancel(context.Background())
-	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg.Storage), Policies: policies(cfg.Upstreams), MaxFills: maxFills(cfg.Upstreams), Conns: conns(cfg.Upstreams), Parallel: parallel(cfg.Upstreams), Cluster: asCluster(peers)}, log)
+	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg), Policies: policies(cfg.Upstreams), MaxFills: maxFills(cfg.Upstreams), Conns: conns(cfg.Upstreams), Parallel: parallel(cfg.Upstreams), Cluster: asCluster(peers)}, log)
 	defer func() { cancelFills(); c.Close() }() // fills left behind remove their temporary files
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
 	maintained := make(chan struct{})
@@ -134,6 +136,10 @@ func serve(cfg *config.Config) error {
 			ups[i].Share(peers)
 		}
 		sources[i] = ups[i]
+	}
+	derived := deriveSource(c, cfg, ups, log)
+	if derived != nil {
+		sources = append(sources, derived)
 	}
 	adm := admin.New(c, sources, cfg.Admin.Token.Reveal(), log)
 	warmups, err := adm.WarmRequests(warmImages(cfg.Warm))
@@ -157,7 +163,11 @@ func serve(cfg *config.Config) error {
 	var draining atomic.Bool
 	var gate *access.Gate
 	if cfg.Auth.Enabled() {
-		if gate, err = access.New(cfg.Auth, cfg.Access, route.NewTable(ups, cfg.Default), log); err != nil {
+		table := route.NewTable(ups, cfg.Default)
+		if derived != nil {
+			table.Derive(derived)
+		}
+		if gate, err = access.New(cfg.Auth, cfg.Access, table, log); err != nil {
 			return err
 		}
 		adm.AllowAdmins(gate.Admin)
@@ -189,6 +199,9 @@ func serve(cfg *config.Config) error {
 		}()
 	}
 	reg := registry.New(c, ups, cfg.Default, log)
+	if derived != nil {
+		reg.Derive(derived)
+	}
 	reg.Redirect = redirector(cfg.Redirect)
 	srv := &http.Server{
 		Handler:           routes(reg, listener{st: st, log: log, metrics: met, dashboard: dash, gate: gate, audit: trail, clients: clients, publicMetrics: cfg.Metrics, draining: &draining, peers: peers, cache: c}),
@@ -317,8 +330,33 @@ func policies(ups []config.Upstream) map[string]cache.ImagePolicy {
 }
 
 // limits are the cache's limits of the storage section.
-func limits(s config.Storage) cache.Limits {
-	return cache.Limits{MaxSize: s.MaxSize, High: s.HighWatermark, Low: s.LowWatermark, MaxIdle: s.MaxIdle, Pins: s.Pin}
+// deriveSource returns the source of the configured derived images, over
+// the upstreams of their bases; nil when none is configured.
+func deriveSource(c *cache.Cache, cfg *config.Config, ups []*upstream.Client, log *slog.Logger) *derive.Source {
+	if len(cfg.Derive) == 0 {
+		return nil
+	}
+	bases := make([]derive.Base, 0, len(cfg.Derive))
+	for _, s := range cfg.Derive {
+		b, _ := cfg.Base(s) // checked by config.Parse
+		for _, u := range ups {
+			if u.Name() == b.Upstream {
+				bases = append(bases, derive.Base{Spec: s, Source: u, Repo: b.Repo, Tag: b.Tag, Digest: b.Digest})
+			}
+		}
+	}
+	return derive.NewSource(c, bases, log)
+}
+
+// limits are the store's bounds; derived images' tags are pinned while
+// they are configured.
+func limits(cfg *config.Config) cache.Limits {
+	s := cfg.Storage
+	pins := slices.Clone(s.Pin)
+	for _, d := range cfg.Derive {
+		pins = append(pins, config.DerivedName+"/"+d.Name+":"+d.DerivedTag())
+	}
+	return cache.Limits{MaxSize: s.MaxSize, High: s.HighWatermark, Low: s.LowWatermark, MaxIdle: s.MaxIdle, Pins: pins}
 }
 
 func warmImages(w config.Warm) []admin.Image {

@@ -132,7 +132,7 @@ func (g *Gate) Middleware(h http.Handler) http.Handler {
 		if (r.Method != http.MethodGet && r.Method != http.MethodHead) || rt.Kind == route.Upload {
 			action = auth.Push
 		}
-		repo := rt.Upstream.Name() + "/" + rt.Repo
+		repo := rt.Source.Name() + "/" + rt.Repo
 		d := g.rules.Allow(id, repo, action)
 		info.Rule = d.Rule
 		switch {
@@ -189,7 +189,7 @@ func (g *Gate) realmOf(r *http.Request) string {
 // the metrics and the audit trail (the registry handler does it for the
 // others).
 func describe(info *httpx.Info, rt route.Route) {
-	info.Upstream, info.Repo, info.Ref = rt.Upstream.Name(), rt.Repo, rt.Tag
+	info.Upstream, info.Repo, info.Ref = rt.Source.Name(), rt.Repo, rt.Tag
 	if rt.Digest != "" {
 		info.Ref = rt.Digest.String()
 	}

@@ -95,7 +95,7 @@ func (g *Gate) grant(id auth.Identity, scope string) (auth.Access, bool) {
 	if err != nil {
 		return auth.Access{}, false
 	}
-	repo := rt.Upstream.Name() + "/" + rt.Repo
+	repo := rt.Source.Name() + "/" + rt.Repo
 	a := auth.Access{Type: "repository", Name: repo}
 	for _, action := range strings.Split(actions, ",") {
 		if (action == auth.Pull || action == auth.Push) && g.rules.Allow(id, repo, action).Allowed {

@@ -118,6 +118,9 @@ func (fa *fileAuth) apply(cfg *Config, access []fileGrant, getenv func(string) s
 	for _, u := range cfg.Upstreams {
 		upstreams[u.Name] = true
 	}
+	if len(cfg.Derive) > 0 {
+		upstreams[DerivedName] = true // derived/<name>, served like an upstream's
+	}
 	for i, p := range fa.Anonymous {
 		if upstreams[p] {
 			p += "/*" // an upstream's name: all of it

@@ -5,6 +5,7 @@ package config
 
 import (
 	"github.com/entrepot/entrepot/internal/auth"
+	"github.com/entrepot/entrepot/internal/derive"
 	"log/slog"
 	"math"
 	"net/url"
@@ -53,6 +54,9 @@ type Config struct {
 	// redirect section).
 	Cluster  Cluster
 	Redirect Redirect
+	// Derive declares derived images (the derive list): upstream images
+	// with a few changes, served as derived/<name>:<tag>.
+	Derive []derive.Spec
 	// Log is how the server logs (the log section).
 	Log Log
 	// Metrics serves /metrics on the registry API's listener as well as

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/entrepot/entrepot/internal/derive"
 )
 
 // fileConfig is the YAML file as written. Pointers and nil slices tell an
@@ -105,6 +107,13 @@ import (
 //	  direct: [10.20.0.0/16]    # networks always served by the replica
 //	metrics: true               # /metrics on listen too (always on admin.listen)
 //	shutdown_grace: 30s         # running pulls may finish this long after SIGTERM
+//	derive:                     # derived images, served as derived/<name>:<tag>
+//	  - name: vault
+//	    from: docker.io/hashicorp/vault:1.14  # the tag follows the base's unless tag is set
+//	    volumes: [/etc/vault]
+//	    env: {VAULT_LOG_LEVEL: info}
+//	    files:                  # one extra layer: dir, content, source or symlink
+//	      - {path: /etc/vault, dir: true, mode: "0777"}
 //	webhook:                    # read by `entrepot webhook` only (webhook.go)
 //	  cache: cache.example:5000
 type fileConfig struct {
@@ -131,6 +140,9 @@ type fileConfig struct {
 	Redirect fileRedirect `yaml:"redirect"`
 	// Webhook is read by `entrepot webhook` only (webhook.go).
 	Webhook fileWebhook `yaml:"webhook"`
+	// Derive is decoded strictly by derive.Spec itself, which refuses
+	// run and build commands with what to write instead.
+	Derive []derive.Spec `yaml:"derive"`
 
 	Metrics       *bool   `yaml:"metrics"`
 	ShutdownGrace *string `yaml:"shutdown_grace"`
@@ -335,6 +347,9 @@ func (fc *fileConfig) apply(cfg *Config, getenv func(string) string, replaced bo
 		return err
 	}
 	fc.TLS.apply(&cfg.TLS)
+	if fc.Derive != nil {
+		cfg.Derive = fc.Derive // before auth, whose patterns may name derived/
+	}
 	if err := fc.Auth.apply(cfg, fc.Access, getenv); err != nil {
 		return err
 	}

@@ -87,6 +87,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	if err := checkTLS(cfg.TLS, &f); err != nil {
 		return nil, err
 	}
+	if err := checkDerive(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Cluster.Enabled() && cfg.Cluster.Advertise == "" {
 		return nil, fmt.Errorf("cluster.advertise (or --cluster-advertise): required with cluster.redis (the address other replicas reach this one at)")
 	}

@@ -5,15 +5,15 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/route"
-	"github.com/entrepot/entrepot/internal/upstream"
 )
 
 // blob answers a blob request. A HEAD costs at most an upstream HEAD; a GET
 // streams from the store (sendfile) or from a fill as it arrives.
-func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up *upstream.Client) error {
+func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up cache.Source) error {
 	h := w.Header()
 	if r.Method == http.MethodHead {
 		size, err := s.cache.StatBlob(r.Context(), up, rt.Repo, rt.Digest)

@@ -7,16 +7,16 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/route"
-	"github.com/entrepot/entrepot/internal/upstream"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // tags answers a tag list page. The upstream's answer names its own
 // repository and paths; the client gets them as it wrote them.
-func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route.Route, up *upstream.Client) error {
+func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route.Route, up cache.Source) error {
 	q := r.URL.Query()
 	query := url.Values{}
 	if n := q.Get("n"); n != "" {
@@ -78,7 +78,7 @@ func nextLink(link string, rt route.Route, ns string) string {
 
 // referrers answers the referrers index of a manifest, filtered by
 // artifactType here (the cache keeps the upstream's whole answer).
-func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route.Route, up *upstream.Client) error {
+func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route.Route, up cache.Source) error {
 	doc, err := s.cache.Referrers(r.Context(), up, rt.Repo, rt.Digest)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/config"
+	"github.com/entrepot/entrepot/internal/derive"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/metrics"
 	"github.com/entrepot/entrepot/internal/registry"
@@ -142,6 +143,9 @@ type options struct {
 	// upstreams that take pushes.
 	urls map[string]string
 	push map[string]bool
+	// derive are derived images served under derived/, their bases
+	// resolved against the two upstreams as the configuration does.
+	derive []derive.Spec
 }
 
 func newCache(t *testing.T, o *origin, opt options) *cacheServer {
@@ -170,6 +174,7 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 	c := cache.New(ctx, dir.Store(), cache.Options{Prefetch: opt.prefetch, Limits: opt.limits, Policies: opt.policies, MaxFills: opt.maxFills, Conns: opt.conns, Parallel: opt.parallel}, log)
 	u, _ := url.Parse(opt.url)
 	var ups []*upstream.Client
+	var cfgs []config.Upstream
 	for _, name := range []string{"docker.io", "ghcr.io"} {
 		cfg := config.NewUpstream(name, u)
 		if v, ok := opt.urls[name]; ok {
@@ -181,14 +186,38 @@ func newCache(t *testing.T, o *origin, opt options) *cacheServer {
 			cfg.ConnectTimeout, cfg.ResponseHeaderTimeout, cfg.IdleTimeout = opt.timeout, opt.timeout, opt.timeout
 		}
 		ups = append(ups, upstream.New(cfg, opt.transport, log))
+		cfgs = append(cfgs, cfg)
 	}
 	met := metrics.New(c, ups)
-	srv := httptest.NewUnstartedServer(httpx.Chain(registry.New(c, ups, "docker.io", log), httpx.RequestID, met.Middleware))
+	reg := registry.New(c, ups, "docker.io", log)
+	if len(opt.derive) > 0 {
+		reg.Derive(derivedSource(t, c, &config.Config{Upstreams: cfgs, Derive: opt.derive}, ups, log))
+	}
+	srv := httptest.NewUnstartedServer(httpx.Chain(reg, httpx.RequestID, met.Middleware))
 	httpx.Tune(srv.Config) // as cmd/entrepot serves
 	srv.Start()
 	cs := &cacheServer{Server: srv, cache: c, dir: dir, cancel: cancel, owned: owned, metrics: met}
 	t.Cleanup(cs.Close)
 	return cs
+}
+
+// derivedSource is the source of cfg's derived images, as cmd/entrepot
+// builds it.
+func derivedSource(t *testing.T, c *cache.Cache, cfg *config.Config, ups []*upstream.Client, log *slog.Logger) *derive.Source {
+	t.Helper()
+	var bases []derive.Base
+	for _, s := range cfg.Derive {
+		b, err := cfg.Base(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range ups {
+			if u.Name() == b.Upstream {
+				bases = append(bases, derive.Base{Spec: s, Source: u, Repo: b.Repo, Tag: b.Tag, Digest: b.Digest})
+			}
+		}
+	}
+	return derive.NewSource(c, bases, log)
 }
 
 // Close waits for the fills under way to commit, then stops the server,

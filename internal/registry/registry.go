@@ -40,6 +40,9 @@ func New(c *cache.Cache, ups []*upstream.Client, def string, log *slog.Logger) *
 	return &Server{cache: c, routes: route.NewTable(ups, def), log: log, writes: newWrites(c, log)}
 }
 
+// Derive serves the derived images of src under derived/.
+func (s *Server) Derive(src cache.Source) { s.routes.Derive(src) }
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	rt, err := s.routes.Parse(r.URL.Path, r.URL.Query().Get("ns"))
@@ -66,8 +69,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and metrics.
 func describe(r *http.Request, rt route.Route) *httpx.Info {
 	info := httpx.InfoOf(r.Context())
-	if rt.Upstream != nil {
-		info.Upstream = rt.Upstream.Name()
+	if rt.Source != nil {
+		info.Upstream = rt.Source.Name()
 	}
 	info.Repo = rt.Repo
 	info.Ref = rt.Tag
@@ -196,7 +199,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route.Route) e
 		return httpx.Errorf(http.StatusMethodNotAllowed, oci.CodeUnsupported,
 			"%s is not supported: this endpoint is a pull-through cache, it serves pulls only (no pushes or deletes)", r.Method)
 	}
-	up := rt.Upstream
+	up := rt.Source
 	switch rt.Kind {
 	case route.Base:
 		w.Header().Set("Content-Type", "application/json")
@@ -217,7 +220,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route.Route) e
 	return httpx.Errorf(http.StatusNotFound, oci.CodeUnsupported, "no such endpoint")
 }
 
-func (s *Server) manifest(w http.ResponseWriter, r *http.Request, rt route.Route, up *upstream.Client) error {
+func (s *Server) manifest(w http.ResponseWriter, r *http.Request, rt route.Route, up cache.Source) error {
 	m, err := s.cache.Manifest(r.Context(), cache.ManifestRequest{
 		Source:  up,
 		Repo:    rt.Repo,
@@ -281,6 +284,8 @@ func toHTTP(err error, kind route.Kind) *httpx.Error {
 		return httpx.Errorf(http.StatusForbidden, oci.CodeDenied, "%s", de.Error())
 	case errors.As(err, &ue):
 		return upstreamError(ue, kind)
+	case errors.Is(err, oci.ErrNotFound):
+		return httpx.Errorf(http.StatusNotFound, notFoundCode(kind), "%v", err)
 	case errors.Is(err, oci.ErrDigestMismatch), errors.Is(err, oci.ErrInvalid):
 		return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "%v", err)
 	case errors.Is(err, oci.ErrTooLarge):
@@ -298,14 +303,7 @@ func upstreamError(ue *upstream.Error, kind route.Kind) *httpx.Error {
 	msg := ue.Public()
 	switch {
 	case ue.Status == http.StatusNotFound:
-		code := oci.CodeManifestUnknown
-		switch kind {
-		case route.Blob:
-			code = oci.CodeBlobUnknown
-		case route.Tags:
-			code = oci.CodeNameUnknown
-		}
-		return httpx.Errorf(http.StatusNotFound, code, "%s", msg)
+		return httpx.Errorf(http.StatusNotFound, notFoundCode(kind), "%s", msg)
 	case ue.Status == http.StatusTooManyRequests:
 		e := httpx.Errorf(http.StatusTooManyRequests, oci.CodeTooManyRequests, "%s", msg)
 		e.RetryAfter = ue.RetryAfter
@@ -316,6 +314,17 @@ func upstreamError(ue *upstream.Error, kind route.Kind) *httpx.Error {
 		return httpx.Errorf(http.StatusGatewayTimeout, oci.CodeUnavailable, "%s", msg)
 	}
 	return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "%s", msg)
+}
+
+// notFoundCode is the error code of a 404 for a route of kind.
+func notFoundCode(kind route.Kind) string {
+	switch kind {
+	case route.Blob:
+		return oci.CodeBlobUnknown
+	case route.Tags:
+		return oci.CodeNameUnknown
+	}
+	return oci.CodeManifestUnknown
 }
 
 func isTimeout(err error) bool {

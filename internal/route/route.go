@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/upstream"
@@ -29,7 +30,12 @@ const (
 // Route is a parsed request.
 type Route struct {
 	Kind Kind
-	// Upstream is the upstream the request goes to; nil for Base.
+	// Source is what the request pulls from: Upstream, or the derived
+	// images' source (the Table's Derived) for a name under derived/;
+	// nil for Base.
+	Source cache.Source
+	// Upstream is the upstream the request goes to; nil for Base and for
+	// derived images, which take no pushes.
 	Upstream *upstream.Client
 	// Repo is the repository on the upstream, e.g. "library/nginx".
 	Repo string
@@ -71,7 +77,16 @@ type Table struct {
 	byNS   map[string]*upstream.Client
 	def    *upstream.Client
 	names  string // "docker.io, ghcr.io", for NAME_UNKNOWN messages
+	// derived serves the names under derived/ (DerivedPrefix); nil: none
+	// are configured, and derived/ is a repository like any other.
+	derived cache.Source
 }
+
+// DerivedPrefix is the first part of a derived image's name.
+const DerivedPrefix = "derived"
+
+// Derive routes the names under derived/ to src.
+func (t *Table) Derive(src cache.Source) { t.derived = src }
 
 // NewTable returns a table of ups whose default is the one named def.
 // The ns parameter may name an upstream or its URL's host.
@@ -179,6 +194,13 @@ func splitEndpoint(rest string) (r Route, name, ref string, err error) {
 func (t *Table) resolve(r *Route, name, ns string) error {
 	r.Name = name
 	first, after, nested := strings.Cut(name, "/")
+	if nested && first == DerivedPrefix && t.derived != nil {
+		if !oci.ValidName(after) {
+			return httpx.Errorf(http.StatusBadRequest, oci.CodeNameInvalid, "invalid repository name %s", httpx.Quote(name))
+		}
+		r.Source, r.Repo = t.derived, after
+		return nil
+	}
 	var up *upstream.Client
 	switch {
 	case nested && t.byName[first] != nil:
@@ -201,7 +223,7 @@ func (t *Table) resolve(r *Route, name, ns string) error {
 	if up.DockerHub() && !strings.Contains(name, "/") {
 		name = "library/" + name
 	}
-	r.Upstream, r.Repo = up, name
+	r.Source, r.Upstream, r.Repo = up, up, name
 	return nil
 }
 

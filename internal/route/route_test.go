@@ -164,6 +164,9 @@ func TestParse(t *testing.T) {
 				t.Errorf("Parse(%q, %q): NS = %q, want %q", tc.path, tc.ns, got.NS, wantNS)
 			}
 			got.NS = ""
+			if tc.want.Upstream != nil {
+				tc.want.Source = tc.want.Upstream // an upstream's route pulls from it
+			}
 			if got != tc.want {
 				t.Errorf("Parse(%q, %q)\n got %s %+v\nwant %s %+v",
 					tc.path, tc.ns, got.Kind.testString(), got, tc.want.Kind.testString(), tc.want)
@@ -303,8 +306,31 @@ func TestParseNoDefault(t *testing.T) {
 	}
 	// A prefix or ns still works.
 	got, err := tab.Parse("/v2/ghcr.io/org/app/tags/list", "")
-	if want := (Route{Kind: Tags, Upstream: ups["ghcr.io"], Repo: "org/app", Name: "ghcr.io/org/app"}); err != nil || got != want {
+	if want := (Route{Kind: Tags, Source: ups["ghcr.io"], Upstream: ups["ghcr.io"], Repo: "org/app", Name: "ghcr.io/org/app"}); err != nil || got != want {
 		t.Errorf("Parse with prefix = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// TestParseDerived: with derived images configured, derived/ names them
+// whatever the default upstream or ns; without, it is a repository name.
+func TestParseDerived(t *testing.T) {
+	tab := newTestTable()
+	got, err := tab.Parse("/v2/derived/vault/manifests/1.14", "")
+	if err != nil || got.Upstream == nil || got.Repo != "derived/vault" {
+		t.Fatalf("without derive: %+v, %v; want docker.io's derived/vault", got, err)
+	}
+	src := ups["ghcr.io"] // any Source stands in for the derived images'
+	tab.Derive(src)
+	for _, ns := range []string{"", "docker.io"} {
+		got, err = tab.Parse("/v2/derived/vault/manifests/1.14", ns)
+		want := Route{Kind: Manifest, Source: src, Repo: "vault", Name: "derived/vault", Tag: "1.14"}
+		if err != nil || got != want {
+			t.Errorf("ns %q: %+v, %v; want %+v", ns, got, err, want)
+		}
+	}
+	var he *httpx.Error
+	if _, err := tab.Parse("/v2/derived/Bad/manifests/1", ""); !errors.As(err, &he) || he.Status != http.StatusBadRequest {
+		t.Errorf("invalid derived name: %v, want 400", err)
 	}
 }
 
