@@ -155,7 +155,11 @@ func serve(cfg *config.Config) error {
 		})
 	}
 	adm.Handle("GET /metrics", met.Handler())
-	dash := dashboard.New(c, ups, dashboard.Options{Counters: met.Counters(), Version: buildVersion()})
+	dopts := dashboard.Options{Counters: met.Counters(), Version: buildVersion()}
+	if derived != nil {
+		dopts.Derived = derived.Images
+	}
+	dash := dashboard.New(c, ups, dopts)
 	dash.Register(adm)
 	dashCtx, stopDash := context.WithCancel(context.Background())
 	defer stopDash()
@@ -200,6 +204,9 @@ func serve(cfg *config.Config) error {
 	}
 	reg := registry.New(c, ups, cfg.Default, log)
 	if derived != nil {
+		if trail != nil {
+			derived.Built = func(st derive.Status) { auditBuild(trail, st, log) }
+		}
 		reg.Derive(derived)
 	}
 	reg.Redirect = redirector(cfg.Redirect)
@@ -346,6 +353,16 @@ func deriveSource(c *cache.Cache, cfg *config.Config, ups []*upstream.Client, lo
 		}
 	}
 	return derive.NewSource(c, bases, log)
+}
+
+// auditBuild records in the trail the base a derived digest was built
+// from.
+func auditBuild(trail *audit.Log, st derive.Status, log *slog.Logger) {
+	err := trail.Write(audit.Record{Time: st.Built, Method: "BUILD", Upstream: config.DerivedName, Repo: st.Name, Ref: st.Tag,
+		Digest: st.Digest.String(), Kind: "derive", Decision: "allowed", Result: "built", Base: st.From + "@" + st.BaseDigest.String()})
+	if err != nil {
+		log.Error("audit trail: writing a derived build failed", "err", err)
+	}
 }
 
 // limits are the store's bounds; derived images' tags are pinned while

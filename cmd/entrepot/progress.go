@@ -123,6 +123,9 @@ func state(img cache.Image) string {
 	} else if img.Pinned {
 		s = append(s, "pinned")
 	}
+	if img.Base != "" {
+		s = append(s, "base "+short(img.Base.String())) // derived from it
+	}
 	return strings.Join(s, ",")
 }
 

@@ -32,6 +32,9 @@ type Record struct {
 	Result    string    `json:"result"`
 	Status    int       `json:"status"`
 	RequestID string    `json:"request_id"`
+	// Base is, for a derived image's build (kind "derive"), the base it
+	// was built from: its reference and the digest it resolved to.
+	Base string `json:"base,omitempty"`
 }
 
 // Log is an audit trail on a file, or on a writer.

@@ -12,6 +12,7 @@ import (
 	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/store"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // A catalog is a snapshot of what the store holds, read from its content
@@ -32,6 +33,7 @@ type catManifest struct {
 	repos     []repoName      // where it was fetched for
 	tags      []*catTag       // the tags that point to it
 	parents   int             // the stored manifests that reference it
+	base      digest.Digest   // the image it was built from, if it says
 }
 
 // catTag is a tag record.
@@ -52,7 +54,15 @@ func (r repoName) String() string { return r.source + "/" + r.repo }
 // manifests are immutable, so each body is read and parsed once.
 type refsCache struct {
 	mu sync.Mutex // protects m
-	m  map[digest.Digest][]digest.Digest
+	m  map[digest.Digest]manifestRefs
+}
+
+// manifestRefs is what a catalog reads of a stored manifest's body.
+type manifestRefs struct {
+	refs []digest.Digest // parseRefs
+	// base is its org.opencontainers.image.base.digest annotation: the
+	// image it was built from (derived images have it).
+	base digest.Digest
 }
 
 func (r *refsCache) forget(d digest.Digest) {
@@ -92,7 +102,7 @@ func (c *Cache) readCatalog(ctx context.Context) (*catalog, error) {
 		if err != nil {
 			return err
 		}
-		cat.manifests[d] = &catManifest{digest: d, mediaType: m.MediaType, refs: refs}
+		cat.manifests[d] = &catManifest{digest: d, mediaType: m.MediaType, refs: refs.refs, base: refs.base}
 		return nil
 	})
 	if err != nil {
@@ -151,7 +161,7 @@ func digestOfKey(s string) (digest.Digest, bool) {
 }
 
 // manifestRefs returns what stored manifest d references.
-func (c *Cache) manifestRefs(ctx context.Context, d digest.Digest) ([]digest.Digest, error) {
+func (c *Cache) manifestRefs(ctx context.Context, d digest.Digest) (manifestRefs, error) {
 	c.refs.mu.Lock()
 	refs, ok := c.refs.m[d]
 	c.refs.mu.Unlock()
@@ -160,23 +170,23 @@ func (c *Cache) manifestRefs(ctx context.Context, d digest.Digest) ([]digest.Dig
 	}
 	r, size, err := c.store.Content.Open(ctx, d, 0)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+		return manifestRefs{}, nil
 	}
 	if err != nil {
-		return nil, err
+		return manifestRefs{}, err
 	}
 	defer r.Close()
 	if size > oci.MaxManifestSize {
-		return nil, nil
+		return manifestRefs{}, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r, size))
 	if err != nil {
-		return nil, err
+		return manifestRefs{}, err
 	}
-	refs = parseRefs(body)
+	refs = manifestRefs{refs: parseRefs(body), base: parseBase(body)}
 	c.refs.mu.Lock()
 	if c.refs.m == nil {
-		c.refs.m = map[digest.Digest][]digest.Digest{}
+		c.refs.m = map[digest.Digest]manifestRefs{}
 	}
 	c.refs.m[d] = refs
 	c.refs.mu.Unlock()
@@ -218,6 +228,22 @@ func parseRefs(body []byte) []digest.Digest {
 		add(l.BlobSum)
 	}
 	return refs
+}
+
+// parseBase reads a manifest's org.opencontainers.image.base.digest
+// annotation; "" when it has none, or an invalid one.
+func parseBase(body []byte) digest.Digest {
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return ""
+	}
+	d := digest.Digest(m.Annotations[ocispec.AnnotationBaseImageDigest])
+	if d.Validate() != nil {
+		return ""
+	}
+	return d
 }
 
 // walkManifests calls fn for m and every manifest it lists, each once.

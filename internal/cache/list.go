@@ -37,6 +37,9 @@ type Image struct {
 	LastPulled time.Time `json:"lastPulled,omitzero"`
 	Pinned     bool      `json:"pinned,omitempty"`
 	Frozen     bool      `json:"frozen,omitempty"`
+	// Base is the image it was built from, as its manifest says
+	// (org.opencontainers.image.base.digest): derived images have it.
+	Base digest.Digest `json:"base,omitempty"`
 }
 
 // List returns the repositories the cache holds, by source and name; with
@@ -61,7 +64,7 @@ func (c *Cache) List(ctx context.Context, filter string) ([]Repository, error) {
 		if m := cat.manifests[d]; m != nil {
 			held := map[digest.Digest]bool{}
 			cat.closure(d, held)
-			img.MediaType, img.Size, img.Held, img.Pinned = m.mediaType, cat.size(held), true, c.pinned(m)
+			img.MediaType, img.Size, img.Held, img.Pinned, img.Base = m.mediaType, cat.size(held), true, c.pinned(m), m.base
 			for b := range held {
 				if _, ok := cat.blobs[b]; !ok {
 					img.Missing++

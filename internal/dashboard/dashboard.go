@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/entrepot/entrepot/internal/cache"
+	"github.com/entrepot/entrepot/internal/derive"
 	"github.com/entrepot/entrepot/internal/upstream"
 )
 
@@ -31,6 +32,7 @@ type Dashboard struct {
 	cache    *cache.Cache
 	ups      []*upstream.Client
 	version  string
+	derived  func() []derive.Status // nil: none configured
 	started  time.Time
 	now      func() time.Time
 
@@ -48,6 +50,8 @@ type Options struct {
 	Counters prometheus.Gatherer
 	// Version is shown in the page's header.
 	Version string
+	// Derived lists the derived images; nil: none are configured.
+	Derived func() []derive.Status
 }
 
 // History is how many samples the dashboard keeps, one per Every: an hour.
@@ -67,6 +71,7 @@ func New(c *cache.Cache, ups []*upstream.Client, opts Options) *Dashboard {
 		cache:    c,
 		ups:      ups,
 		version:  opts.Version,
+		derived:  opts.Derived,
 		started:  time.Now(),
 		now:      time.Now,
 		recent:   newRecent(),

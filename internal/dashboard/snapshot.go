@@ -9,6 +9,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/entrepot/entrepot/internal/derive"
 )
 
 // Snapshot is everything the page shows, at one time.
@@ -25,6 +27,9 @@ type Snapshot struct {
 	Top     []Repo    `json:"top"`
 	Fills   []Fill    `json:"fills"`
 	Errors  []Failure `json:"errors"`
+	// Derived are the derived images with the base each was built from;
+	// absent when none is configured.
+	Derived []derive.Status `json:"derived,omitempty"`
 }
 
 // Totals are the registry API's counters summed over the upstreams:
@@ -230,6 +235,9 @@ func (d *Dashboard) snapshot(ctx context.Context, now time.Time) (*Snapshot, err
 		s.Fills = append(s.Fills, Fill{Upstream: f.Source, Repo: f.Repo, Digest: f.Digest.String(), Size: f.Size, Written: f.Written})
 	}
 	slices.SortFunc(s.Fills, func(a, b Fill) int { return cmp.Compare(a.Digest, b.Digest) })
+	if d.derived != nil {
+		s.Derived = d.derived()
+	}
 	return s, nil
 }
 

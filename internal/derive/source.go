@@ -56,6 +56,10 @@ type Base struct {
 // layers are never copied: the derived manifests list them, and a blob
 // request for one goes to the base's upstream.
 type Source struct {
+	// Built, when set, is told of every build, after it; the audit trail
+	// records them. Set it before serving.
+	Built func(Status)
+
 	cache  *cache.Cache
 	log    *slog.Logger
 	ttl    time.Duration
@@ -76,6 +80,7 @@ type image struct {
 
 // build is what one build made from one base manifest.
 type build struct {
+	when time.Time     // when it was built
 	base digest.Digest // the base manifest it was built from
 	top  digest.Digest // the derived manifest (or index)
 	docs map[digest.Digest]doc
@@ -184,6 +189,32 @@ func (s *Source) Referrers(ctx context.Context, repo string, d digest.Digest) ([
 	return json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: oci.MediaTypeImageIndex, Manifests: []v1.Descriptor{}})
 }
 
+// Status is what a derived image is now, for the dashboard.
+type Status struct {
+	Name string `json:"name"` // served as derived/<Name>:<Tag>
+	Tag  string `json:"tag"`
+	From string `json:"from"`
+	// Digest is the latest build's, built from the base manifest
+	// BaseDigest at Built; all three are zero before the first pull.
+	Digest     digest.Digest `json:"digest,omitempty"`
+	BaseDigest digest.Digest `json:"base_digest,omitempty"`
+	Built      time.Time     `json:"built,omitzero"`
+}
+
+// Images returns every configured derived image's status, by name.
+func (s *Source) Images() []Status {
+	out := make([]Status, 0, len(s.images))
+	for _, img := range s.images {
+		st := Status{Name: img.Spec.Name, Tag: img.tag, From: img.Spec.From}
+		if b := img.latest(); b != nil {
+			st.Digest, st.BaseDigest, st.Built = b.top, b.base, b.when
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
 // image returns the derived image named repo.
 func (s *Source) image(repo string) (*image, error) {
 	img := s.images[repo]
@@ -283,6 +314,9 @@ func (s *Source) current(ctx context.Context, img *image) (*build, error) {
 	img.mu.Unlock()
 	s.log.Info("derived image built", "name", img.Spec.Name, "tag", img.tag, "digest", b.top,
 		"base", img.Spec.From, "base_digest", base.Digest)
+	if s.Built != nil {
+		s.Built(Status{Name: img.Spec.Name, Tag: img.tag, From: img.Spec.From, Digest: b.top, BaseDigest: b.base, Built: b.when})
+	}
 	return b, nil
 }
 
@@ -292,7 +326,7 @@ func (s *Source) build(ctx context.Context, img *image, m *cache.Manifest) (*bui
 	if err != nil {
 		return nil, fmt.Errorf("derive[%s]: base digest: %w", img.Spec.Name, err)
 	}
-	b := &build{base: m.Digest, docs: map[digest.Digest]doc{}, layers: map[digest.Digest]bool{}}
+	b := &build{when: time.Now(), base: m.Digest, docs: map[digest.Digest]doc{}, layers: map[digest.Digest]bool{}}
 	if !oci.IsIndex(m.MediaType) {
 		base, err := s.baseImage(ctx, img, m)
 		if err != nil {

@@ -187,6 +187,11 @@ function renderTables(s) {
     return el("tr", {}, el("td", {}, el("code", {}, `${f.upstream}/${f.repo}@${f.digest.slice(0, 19)}…`)),
       el("td", {}, p, el("div", { class: "muted" }, bytes(f.written) + (f.size > 0 ? " of " + bytes(f.size) : ""))));
   }, "none", 2);
+  $("derived-section").hidden = !s.derived;
+  rows($("derived"), s.derived || [], (d) => el("tr", {}, el("td", {}, el("code", {}, `derived/${d.name}:${d.tag}`)),
+    el("td", {}, el("code", {}, d.digest ? d.digest.slice(0, 19) + "…" : "not built yet")),
+    el("td", {}, el("code", {}, d.from), el("div", { class: "muted" }, d.base_digest ? d.base_digest.slice(0, 19) + "…" : "")),
+    el("td", {}, d.built ? new Date(d.built).toLocaleTimeString() : "-")), "none", 4);
   rows($("errors"), s.errors || [], (e) => el("tr", {}, el("td", {}, new Date(e.time).toLocaleTimeString()),
     el("td", {}, el("code", {}, `${e.method} ${e.path}`)), el("td", { class: "num" }, String(e.status)),
     el("td", {}, e.message || "")), "none", 4);
