@@ -22,7 +22,7 @@
 #   E2E_KEEP=1         keep the work directory after the run
 #   E2E_ONLY           space-separated subset of: timing fill crane http cachestatus tags referrers
 #                      sendfile skopeo regctl lifecycle containerd docker redirect push
-#                      clientconfig auth outage
+#                      derive clientconfig auth outage
 #                      (default: all)
 set -euo pipefail
 
@@ -45,7 +45,7 @@ E2E_BIG_MIB=${E2E_BIG_MIB:-256}
 E2E_BURST_MIB=${E2E_BURST_MIB:-32}
 E2E_TIMEOUT=${E2E_TIMEOUT:-300}
 E2E_KEEP=${E2E_KEEP:-0}
-E2E_ONLY=${E2E_ONLY:-timing fill crane http cachestatus tags skopeo regctl referrers sendfile lifecycle containerd docker redirect push clientconfig auth outage}
+E2E_ONLY=${E2E_ONLY:-timing fill crane http cachestatus tags skopeo regctl referrers sendfile lifecycle containerd docker redirect push derive clientconfig auth outage}
 E2E_GOBIN=${E2E_GOBIN:-$(go env GOPATH)/bin}
 
 # shellcheck source=scripts/lib.sh
@@ -169,16 +169,18 @@ only regctl && check_regctl
 only referrers && check_referrers
 only sendfile && check_sendfile
 only lifecycle && check_lifecycle
-if only containerd || only docker || only redirect || only push; then
+if only containerd || only docker || only redirect || only push || only derive; then
 	write_hosts_dir
 	if start_containerd; then
 		only containerd && check_containerd
 		# redirect and push use dockerd too.
-		if only docker || only redirect || only push; then
+		if only docker || only redirect || only push || only derive; then
 			if start_dockerd; then only docker && check_docker; fi
 		fi
 		only redirect && check_redirect
 		only push && check_push
+		# derive uses containerd and dockerd, and podman.
+		only derive && check_derive
 	fi
 fi
 only clientconfig && check_clientconfig
