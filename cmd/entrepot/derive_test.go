@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -38,6 +39,8 @@ admin:
   token_env: TEST_ADMIN_TOKEN
 audit:
   file: %s
+warm:
+  images: [derived/app:v1]
 upstreams:
   - name: docker.io
     url: %s
@@ -53,6 +56,17 @@ derive:
 		t.Fatal(err)
 	}
 	testenv.Start(t, bin, []string{"serve", "--config", conf}, []string{"TEST_ADMIN_TOKEN=" + testToken}, testenv.DialReady(addr))
+
+	// The warm-up at start builds it, before any pull.
+	var snap dashboard.Snapshot
+	deadline := time.Now().Add(20 * time.Second)
+	for len(snap.Derived) == 0 || snap.Derived[0].Digest == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the warm-up did not build derived/app:v1: %+v", snap.Derived)
+		}
+		time.Sleep(50 * time.Millisecond)
+		snap = dashboardSnapshot(t, admin)
+	}
 
 	ref, err := name.ParseReference(addr+"/derived/app:v1", name.Insecure)
 	if err != nil {
@@ -82,17 +96,9 @@ derive:
 		t.Errorf("entrepot ls:\n%s\nwant derived/app v1, pinned, with base %s", s, base.Digest)
 	}
 
-	req, _ := http.NewRequest(http.MethodGet, "http://"+admin+"/api/v1/dashboard", nil)
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var snap dashboard.Snapshot
-	err = json.NewDecoder(resp.Body).Decode(&snap)
-	resp.Body.Close()
-	if err != nil || len(snap.Derived) != 1 || snap.Derived[0].Digest.String() != d.String() || snap.Derived[0].BaseDigest.String() != base.Digest.String() {
-		t.Errorf("dashboard's derived images: %+v, %v; want app at %s from %s", snap.Derived, err, d, base.Digest)
+	snap = dashboardSnapshot(t, admin)
+	if len(snap.Derived) != 1 || snap.Derived[0].Digest.String() != d.String() || snap.Derived[0].BaseDigest.String() != base.Digest.String() {
+		t.Errorf("dashboard's derived images: %+v; want app at %s from %s", snap.Derived, d, base.Digest)
 	}
 
 	f, err := os.Open(trail)
@@ -110,6 +116,23 @@ derive:
 	if want := "docker.io/library/app:img0@" + base.Digest.String(); built == nil || built.Digest != d.String() || built.Base != want {
 		t.Errorf("audit trail's build record %+v; want digest %s, base %s", built, d, want)
 	}
+}
+
+// dashboardSnapshot reads the dashboard's snapshot from the admin API.
+func dashboardSnapshot(t *testing.T, admin string) dashboard.Snapshot {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+admin+"/api/v1/dashboard", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var snap dashboard.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+		t.Fatal(err)
+	}
+	return snap
 }
 
 func mustParse(t *testing.T, s string) name.Reference {

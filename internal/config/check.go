@@ -217,7 +217,9 @@ func checkWarmImage(image string) error {
 		ref = name + digest
 	}
 	r, err := oci.ParseReference(ref)
-	if host, _, nested := strings.Cut(name, "/"); !nested || !oci.IsHost(host) {
+	if host, _, nested := strings.Cut(name, "/"); nested && host == DerivedName {
+		return err // a derived image: derived/<name>:<tag> (checkDerive checks it is one)
+	} else if !nested || !oci.IsHost(host) {
 		if err != nil {
 			return fmt.Errorf("%q must start with a registry, e.g. docker.io/library/nginx:1.27", image)
 		}

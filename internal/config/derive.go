@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/entrepot/entrepot/internal/derive"
@@ -70,15 +71,11 @@ func isDockerHubUpstream(u Upstream) bool {
 
 // checkDerive checks the derive list against the rest of the
 // configuration: each Spec valid, names unique, every base served by a
-// configured upstream, and no upstream named "derived".
+// configured upstream, no upstream named "derived", and every derived
+// image warm.images names configured.
 func checkDerive(cfg *Config) error {
-	if len(cfg.Derive) == 0 {
-		return nil
-	}
-	for _, u := range cfg.Upstreams {
-		if u.Name == DerivedName {
-			return fmt.Errorf("upstreams: %q is the name derived images are served under (derive); name the upstream otherwise", DerivedName)
-		}
+	if len(cfg.Derive) > 0 && slices.ContainsFunc(cfg.Upstreams, func(u Upstream) bool { return u.Name == DerivedName }) {
+		return fmt.Errorf("upstreams: %q is the name derived images are served under (derive); name the upstream otherwise", DerivedName)
 	}
 	seen := map[string]bool{}
 	var errs []error
@@ -102,6 +99,14 @@ func checkDerive(cfg *Config) error {
 				errs = append(errs, fmt.Errorf("derive[%s].files[%d].source: %w", s.Name, j, err))
 			} else if !st.Mode().IsRegular() {
 				errs = append(errs, fmt.Errorf("derive[%s].files[%d].source: %s is not a regular file", s.Name, j, f.Source))
+			}
+		}
+	}
+	// Warm-ups of derived images name configured ones.
+	for i, w := range cfg.Warm.Images {
+		if rest, ok := strings.CutPrefix(w.Image, DerivedName+"/"); ok {
+			if name, _, _ := splitImage(rest); !seen[name] {
+				errs = append(errs, fmt.Errorf("warm.images[%d]: %q: no derived image %q is configured (derive)", i, w.Image, name))
 			}
 		}
 	}

@@ -25,6 +25,8 @@ derive:
     tag: v2
   - name: nginx
     from: nginx
+warm:
+  images: [derived/vault:1.14]
 `
 	cfg, _, err := setup{file: file}.parse(t)
 	if err != nil {
@@ -69,6 +71,8 @@ func TestParseDeriveErrors(t *testing.T) {
 			`"derived" is the name derived images are served under`},
 		{"invalid mode", ups + "derive:\n  - name: a\n    from: nginx\n    files: [{path: /x, dir: true, mode: \"0999\"}]\n",
 			"derive[a].files[0].mode"},
+		{"warm of an unknown derived image", ups + "derive:\n  - {name: a, from: nginx}\nwarm:\n  images: [derived/b:1]\n",
+			`warm.images[0]: "derived/b:1": no derived image "b" is configured`},
 		{"missing source", ups + "derive:\n  - name: a\n    from: nginx\n    files: [{path: /x, source: " + filepath.Join(dir, "nope") + "}]\n",
 			"derive[a].files[0].source"},
 	} {
