@@ -322,7 +322,7 @@ func conns(ups []config.Upstream) map[string]int {
 func parallel(ups []config.Upstream) map[string]cache.Parallel {
 	m := make(map[string]cache.Parallel, len(ups))
 	for _, u := range ups {
-		m[u.Name] = cache.Parallel{MinSize: u.Parallel.MinSize, Parts: u.Parallel.Parts, PartSize: u.Parallel.PartSize}
+		m[u.Name] = cache.Parallel{MinSize: u.Parallel.MinSize, Parts: u.Parallel.Parts, PartSize: u.Parallel.PartSize, StreamRate: u.Parallel.StreamRate}
 	}
 	return m
 }

@@ -1,11 +1,13 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/opencontainers/go-digest"
@@ -16,11 +18,22 @@ import (
 // way at once, lowest offsets first; one of PartSize to MinSize bytes as
 // its first PartSize bytes and the rest, at once. MinSize 0 never fetches
 // in parts.
+//
+// A blob whose size no manifest told is asked for whole; when its first
+// streamProbe bytes arrive at StreamRate bytes a second or faster, the
+// fill goes on with that answer alone: a source that near gains nothing
+// from parts. StreamRate 0 always fetches in parts.
 type Parallel struct {
-	MinSize  int64
-	Parts    int
-	PartSize int64
+	MinSize    int64
+	Parts      int
+	PartSize   int64
+	StreamRate int64
 }
+
+// streamProbe is how many of a blob's first bytes tell how fast its
+// source sends: enough to be past the socket's first buffer, few enough
+// to cost a far source a few milliseconds.
+const streamProbe = 256 << 10
 
 // A RangeSource is a Source that serves byte ranges of blobs: a fill of a
 // large blob fetches several of them at once (Parallel).
@@ -67,6 +80,12 @@ func (c *Cache) openSource(src Source, f *fill, off int64) (io.ReadCloser, int64
 	open := f.hint < 0
 	if open {
 		body, size, err = src.OpenBlob(c.ctx, f.repo, f.digest, 0)
+		if err == nil && size > p.PartSize && p.StreamRate > 0 {
+			var fast bool
+			if body, fast = probeRate(body, p.StreamRate, c.now); fast {
+				return body, size, nil
+			}
+		}
 		got = min(size, p.PartSize)
 	} else {
 		body, got, size, err = rs.OpenHead(c.ctx, f.repo, f.digest, p.PartSize)
@@ -93,6 +112,25 @@ func (c *Cache) openSource(src Source, f *fill, off int64) (io.ReadCloser, int64
 	}
 	r.schedule()
 	return r, size, nil
+}
+
+// probeRate reads the first streamProbe bytes of body and tells whether
+// they came at rate bytes a second or faster; the reader it returns gives
+// body's bytes from the first. A read that fails counts as fast: the one
+// stream then fails as it would have.
+func probeRate(body io.ReadCloser, rate int64, now func() time.Time) (io.ReadCloser, bool) {
+	buf := make([]byte, streamProbe)
+	start := now()
+	n, err := io.ReadFull(body, buf)
+	elapsed := now().Sub(start)
+	replay := struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf[:n]), body), body}
+	if err != nil {
+		return replay, true
+	}
+	return replay, elapsed <= 0 || float64(n)/elapsed.Seconds() >= float64(rate)
 }
 
 // A partReader reads a blob's bytes [next, end) in order while they arrive

@@ -198,10 +198,17 @@ type Upstream struct {
 // bytes comes as two ranges at once (its first PartSize bytes and the
 // rest); a smaller one in one answer. MinSize 0 never fetches in parts.
 // Defaults 32 MiB, 8 and 8 MiB.
+//
+// StreamRate is the speed, in bytes a second, at or above which the first
+// bytes of a blob's answer make the fill go on with that one answer
+// (stream_rate): an upstream that near (on the LAN, on loopback) gains
+// nothing from parts, which would cost requests and CPU. Default 256 MiB;
+// 0 always fetches in parts.
 type Parallel struct {
-	MinSize  int64
-	Parts    int
-	PartSize int64
+	MinSize    int64
+	Parts      int
+	PartSize   int64
+	StreamRate int64
 }
 
 // Floor is a rate-limit floor: a fraction of the limit (10%) or a number

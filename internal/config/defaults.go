@@ -27,6 +27,7 @@ const (
 	defaultParallelParts         = 8
 	maxParts                     = 64
 	defaultPartSize              = 8 << 20
+	defaultStreamRate            = 256 << 20 // a second
 	// minPartSize keeps a part's request and answer headers a small
 	// share of its bytes.
 	minPartSize = 1 << 20
@@ -85,6 +86,6 @@ func NewUpstream(name string, u *url.URL) Upstream {
 		IdleTimeout:           defaultIdleTimeout,
 		RateLimitFloor:        defaultRateLimitFloor,
 		MaxConnections:        defaultMaxConnections,
-		Parallel:              Parallel{MinSize: defaultParallelMinSize, Parts: defaultParallelParts, PartSize: defaultPartSize},
+		Parallel:              Parallel{MinSize: defaultParallelMinSize, Parts: defaultParallelParts, PartSize: defaultPartSize, StreamRate: defaultStreamRate},
 	}
 }

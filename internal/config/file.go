@@ -35,6 +35,7 @@ import (
 //	      min_size: 32MiB       # 0: never
 //	      parts: 8              # ranges under way at once, per blob
 //	      part_size: 8MiB       # the least bytes per range
+//	      stream_rate: 256MiB   # a second: a first answer this fast stays one stream; 0: never
 //	    timeouts:               # each optional
 //	      connect: 5s
 //	      response_header: 8s
@@ -173,6 +174,8 @@ type fileUpstream struct {
 		MinSize  *string `yaml:"min_size"`
 		Parts    *int    `yaml:"parts"`
 		PartSize *string `yaml:"part_size"`
+		// StreamRate is a size, read as that many bytes a second.
+		StreamRate *string `yaml:"stream_rate"`
 	} `yaml:"parallel"`
 	// The approved-images policy (policy.go).
 	Allow        []string `yaml:"allow"`
@@ -465,6 +468,7 @@ func (fu *fileUpstream) connections(key string, up *Upstream) error {
 	}{
 		{"parallel.min_size", p.MinSize, &up.Parallel.MinSize},
 		{"parallel.part_size", p.PartSize, &up.Parallel.PartSize},
+		{"parallel.stream_rate", p.StreamRate, &up.Parallel.StreamRate},
 	} {
 		if s.value == nil {
 			continue

@@ -35,11 +35,11 @@ func TestParseLimits(t *testing.T) {
 
 func TestParseParallel(t *testing.T) {
 	const up = "upstreams:\n  - name: x\n    url: http://127.0.0.1:5000\n"
-	cfg, _, err := setup{file: up + "    max_connections: 32\n    parallel:\n      min_size: 64MiB\n      parts: 4\n      part_size: 16MiB\n"}.parse(t)
+	cfg, _, err := setup{file: up + "    max_connections: 32\n    parallel:\n      min_size: 64MiB\n      parts: 4\n      part_size: 16MiB\n      stream_rate: 0\n"}.parse(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u := cfg.Upstreams[0]; u.MaxConnections != 32 || u.Parallel != (Parallel{MinSize: 64 << 20, Parts: 4, PartSize: 16 << 20}) {
+	if u := cfg.Upstreams[0]; u.MaxConnections != 32 || u.Parallel != (Parallel{MinSize: 64 << 20, Parts: 4, PartSize: 16 << 20, StreamRate: 0}) {
 		t.Fatalf("max_connections %d, parallel %+v", u.MaxConnections, u.Parallel)
 	}
 	// Each key alone keeps the others' defaults; min_size 0 turns it off.
@@ -47,7 +47,7 @@ func TestParseParallel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u := cfg.Upstreams[0]; u.MaxConnections != 16 || u.Parallel != (Parallel{MinSize: 0, Parts: 8, PartSize: 8 << 20}) {
+	if u := cfg.Upstreams[0]; u.MaxConnections != 16 || u.Parallel != (Parallel{MinSize: 0, Parts: 8, PartSize: 8 << 20, StreamRate: 256 << 20}) {
 		t.Fatalf("max_connections %d, parallel %+v", u.MaxConnections, u.Parallel)
 	}
 	for _, tc := range []struct{ file, want string }{
@@ -56,6 +56,7 @@ func TestParseParallel(t *testing.T) {
 		{up + "    parallel:\n      part_size: 64KiB\n", "upstreams[0].parallel.part_size: 64 KiB is below the least part size, 1 MiB"},
 		{up + "    parallel:\n      min_size: lots\n", "upstreams[0].parallel.min_size"},
 		{up + "    parallel:\n      chunks: 3\n", "chunks"},
+		{up + "    parallel:\n      stream_rate: fast\n", "upstreams[0].parallel.stream_rate"},
 	} {
 		_, _, err := setup{file: tc.file}.parse(t)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

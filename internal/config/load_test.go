@@ -29,7 +29,7 @@ func upstream(t *testing.T, name, rawURL string) Upstream {
 		IdleTimeout:           30 * time.Second,
 		RateLimitFloor:        Floor{Fraction: 0.10},
 		MaxConnections:        16,
-		Parallel:              Parallel{MinSize: 32 << 20, Parts: 8, PartSize: 8 << 20},
+		Parallel:              Parallel{MinSize: 32 << 20, Parts: 8, PartSize: 8 << 20, StreamRate: 256 << 20},
 	}
 }
 

@@ -528,3 +528,44 @@ func TestParallelFetchRangeAhead(t *testing.T) {
 		t.Fatalf("the range's bytes are wrong")
 	}
 }
+
+// A blob whose first bytes come at the stream rate or faster stays one
+// answer: no range is asked for. Slower, it comes in parts as before, the
+// bytes read to measure the rate served first.
+func TestParallelStreamRate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rate  int64
+		parts bool
+	}{
+		{"fast source: one stream", 1, false}, // any answer is faster than a byte a second
+		{"slow source: parts", 1 << 50, true}, // none is this fast
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOrigin(t)
+			_, want, d := bigLayer(t, o, "library/big:1", 3<<20)
+			rs := recordRanges(o, nil)
+			opts := map[string]cache.Parallel{}
+			for name, p := range parallelOpts {
+				p.StreamRate = tc.rate
+				opts[name] = p
+			}
+			c := newCache(t, o, options{ttl: time.Hour, parallel: opts})
+			resp, body := c.do(t, "GET", "/v2/big/blobs/"+d)
+			if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+				t.Fatalf("big blob: %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, want))
+			}
+			asked := rs.of(d)
+			if !tc.parts {
+				if !slices.Equal(asked, []string{""}) {
+					t.Fatalf("ranges asked %q; want one whole answer", asked)
+				}
+				return
+			}
+			if parts := partsAfterHead(len(want)); len(asked) != 1+parts || asked[0] != "" {
+				t.Fatalf("ranges asked %q; want the whole blob, then %d parts after its first", asked, parts)
+			}
+			checkCover(t, append([]string{"bytes=0-262143"}, asked[1:]...), int64(len(want)))
+		})
+	}
+}
