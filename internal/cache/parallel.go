@@ -31,9 +31,10 @@ type Parallel struct {
 }
 
 // streamProbe is how many of a blob's first bytes tell how fast its
-// source sends: enough to be past the socket's first buffer, few enough
-// to cost a far source a few milliseconds.
-const streamProbe = 256 << 10
+// source sends: well past what a token bucket lets out at once or a
+// socket's buffer holds (a few hundred KiB), few enough to cost a far
+// source some tens of milliseconds.
+const streamProbe = 1 << 20
 
 // A RangeSource is a Source that serves byte ranges of blobs: a fill of a
 // large blob fetches several of them at once (Parallel).
