@@ -9,6 +9,8 @@ e2e:
 # Each fuzz target for a minute.
 fuzz:
 	go test -run=^$$ -fuzz=FuzzParse$$ -fuzztime=60s ./internal/route/
+	go test -run=^$$ -fuzz=FuzzParseDerived -fuzztime=60s ./internal/route/
+	go test -run=^$$ -fuzz=FuzzDecode -fuzztime=60s ./internal/derive/
 	go test -run=^$$ -fuzz=FuzzGrammar -fuzztime=60s ./internal/oci/
 	go test -run=^$$ -fuzz=FuzzReference -fuzztime=60s ./internal/oci/
 	go test -run=^$$ -fuzz=FuzzParseRange -fuzztime=60s ./internal/httpx/

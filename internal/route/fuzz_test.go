@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
 )
 
@@ -42,6 +43,26 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// FuzzParseDerived is FuzzParse with derived images configured, which
+// take the names under derived/.
+func FuzzParseDerived(f *testing.F) {
+	for _, seed := range []struct{ path, ns string }{
+		{"/v2/derived/vault/manifests/1.14", ""},
+		{"/v2/derived/vault/blobs/" + sha256Empty, "docker.io"},
+		{"/v2/derived/../x/manifests/1", ""},
+		{"/v2/derived/a/b/tags/list", ""},
+		{"/v2/derived/blobs/uploads/", ""},
+		{"/v2/derived/manifests/1", ""},
+	} {
+		f.Add(seed.path, seed.ns)
+	}
+	tab := newTestTable()
+	tab.Derive(ups["ghcr.io"]) // any Source stands in for the derived images'
+	f.Fuzz(func(t *testing.T, path, ns string) {
+		checkParse(t, tab, path, ns)
+	})
+}
+
 // checkParse parses path and ns and checks the invariants every caller of
 // Parse relies on.
 func checkParse(t *testing.T, tab *Table, path, ns string) {
@@ -68,10 +89,14 @@ func checkParse(t *testing.T, tab *Table, path, ns string) {
 	}
 	known := false
 	for _, u := range testUpstreams {
-		known = known || u == r.Upstream
+		known = known || (u == r.Upstream && r.Source == cache.Source(u))
 	}
-	if !known {
+	derived := r.Upstream == nil && tab.derived != nil && r.Source == tab.derived
+	if !known && !derived {
 		t.Fatalf("Parse(%q, %q) = %+v: upstream is not configured", path, ns, r)
+	}
+	if derived && (r.Name != DerivedPrefix+"/"+r.Repo || r.NS != "") {
+		t.Fatalf("Parse(%q, %q) = %+v: a derived image is named derived/<repo>, whatever ns says", path, ns, r)
 	}
 	if !ociNameRE.MatchString(r.Repo) || strings.Contains(r.Repo, "..") || strings.Contains(r.Repo, "//") ||
 		strings.HasPrefix(r.Repo, "/") || strings.HasSuffix(r.Repo, "/") {
