@@ -247,18 +247,19 @@ func (s *Source) find(ctx context.Context, repo, ref string, manifest bool) (*im
 		return img, b.top, &top, nil
 	}
 	d := digest.Digest(ref)
-	for attempt := 0; attempt < 2; attempt++ {
-		if doc, base, ok := img.lookup(d, manifest); ok {
-			if base {
-				return img, d, nil, nil
-			}
-			return img, d, &doc, nil
+	doc, base, ok := img.lookup(d, manifest)
+	if !ok {
+		// Not of a recent build: perhaps of the base as it is now.
+		if _, err := s.current(ctx, img); err != nil {
+			return nil, "", nil, err
 		}
-		if attempt == 0 {
-			if _, err := s.current(ctx, img); err != nil {
-				return nil, "", nil, err
-			}
-		}
+		doc, base, ok = img.lookup(d, manifest)
+	}
+	switch {
+	case ok && base:
+		return img, d, nil, nil
+	case ok:
+		return img, d, &doc, nil
 	}
 	return nil, "", nil, fmt.Errorf("%w: derived image %q has no %s %s", oci.ErrNotFound, repo, map[bool]string{true: "manifest", false: "blob"}[manifest], d)
 }
