@@ -23,6 +23,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -195,12 +197,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	o := &origin{Server: httptest.NewServer(&rateLimited{Handler: ggcr.New(ggcr.Logger(stdlog.New(io.Discard, "", 0))), limit: 100, remaining: 77})}
 	t.Cleanup(o.Close)
 	o.push(t, 2)
-	s := startServer(t, bin, t.TempDir(), o.URL, "prefetch: 0\nstorage:\n  max_size: 1GiB\n")
+	s := startServer(t, bin, t.TempDir(), o.URL, "prefetch: 0\nstorage:\n  max_size: 1GiB\n"+
+		"derive:\n  - {name: app, from: docker.io/library/app:img0, tag: v1, env: {MODE: x}}\n")
 
 	for _, tag := range []string{"img0", "img0", "img1"} {
 		if err := s.pull(tag); err != nil {
 			t.Fatalf("pull %s: %v", tag, err)
 		}
+	}
+	derived, err := remote.Image(mustParse(t, s.addr+"/derived/app:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(derived); err != nil {
+		t.Fatalf("derived/app:v1: %v", err)
 	}
 	if err := s.pull("nope"); err == nil {
 		t.Fatal("pull of a tag the origin lacks succeeded")
@@ -257,6 +267,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		return s
 	}
 	top, errs, state := text("#top"), text("#errors"), text(`[data-upstream="docker.io"] [data-figure="state"]`)
+	if d := text("#derived"); !strings.Contains(d, "derived/app:v1") || !strings.Contains(d, "docker.io/library/app:img0") {
+		t.Errorf("derived images: %q; want derived/app:v1 with its base docker.io/library/app:img0", d)
+	}
 	hash, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash`))
 	if err != nil {
 		t.Fatal(err)
