@@ -122,7 +122,7 @@ func serve(cfg *config.Config) error {
 		defer peers.Close() // after the fills: their claims go first
 	}
 	fillCtx, cancelFills := context.WithCancel(context.Background())
-	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg), Policies: policies(cfg.Upstreams), MaxFills: maxFills(cfg.Upstreams), Conns: conns(cfg.Upstreams), Parallel: parallel(cfg.Upstreams), Cluster: asCluster(peers)}, log)
+	c := cache.New(fillCtx, st, cache.Options{Prefetch: cfg.Prefetch, Limits: limits(cfg), Policies: policies(cfg.Upstreams), MaxFills: maxFills(cfg.Upstreams), Conns: conns(cfg.Upstreams), Parallel: parallel(cfg), Cluster: asCluster(peers)}, log)
 	defer func() { cancelFills(); c.Close() }() // fills left behind remove their temporary files
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
 	maintained := make(chan struct{})
@@ -319,10 +319,17 @@ func conns(ups []config.Upstream) map[string]int {
 }
 
 // parallel is how the upstreams' large blobs are fetched, for the cache.
-func parallel(ups []config.Upstream) map[string]cache.Parallel {
-	m := make(map[string]cache.Parallel, len(ups))
-	for _, u := range ups {
+// Derived images' base blobs come from their bases' upstreams: as the
+// first one's settings say.
+func parallel(cfg *config.Config) map[string]cache.Parallel {
+	m := make(map[string]cache.Parallel, len(cfg.Upstreams)+1)
+	for _, u := range cfg.Upstreams {
 		m[u.Name] = cache.Parallel{MinSize: u.Parallel.MinSize, Parts: u.Parallel.Parts, PartSize: u.Parallel.PartSize, StreamRate: u.Parallel.StreamRate}
+	}
+	if len(cfg.Derive) > 0 {
+		if b, err := cfg.Base(cfg.Derive[0]); err == nil {
+			m[config.DerivedName] = m[b.Upstream]
+		}
 	}
 	return m
 }

@@ -455,3 +455,39 @@ func (b *build) addIndex(out v1.ImageIndex, extra bool) error {
 	b.docs[b.top] = doc{manifest: true, mediaType: string(mt), body: raw}
 	return nil
 }
+
+var _ cache.RangeSource = (*Source)(nil)
+
+// OpenHead opens a blob a derived image lists, asking for its first n
+// bytes: a base blob in parts, as the base's upstream serves them, when
+// it serves ranges; a blob this source made, whole.
+func (s *Source) OpenHead(ctx context.Context, repo string, d digest.Digest, n int64) (io.ReadCloser, int64, int64, error) {
+	img, _, doc, err := s.find(ctx, repo, d.String(), false)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if rs, ok := img.Source.(cache.RangeSource); ok && doc == nil {
+		return rs.OpenHead(ctx, img.Repo, d, n)
+	}
+	body, size, err := s.OpenBlob(ctx, repo, d, 0)
+	return body, size, size, err
+}
+
+// OpenRange returns bytes [off, end) of a blob a derived image lists.
+func (s *Source) OpenRange(ctx context.Context, repo string, d digest.Digest, off, end int64) (io.ReadCloser, error) {
+	img, _, doc, err := s.find(ctx, repo, d.String(), false)
+	if err != nil {
+		return nil, err
+	}
+	if doc != nil {
+		if off < 0 || end > int64(len(doc.body)) || off > end {
+			return nil, fmt.Errorf("derive: bytes %d-%d of a %d-byte blob: %w", off, end-1, len(doc.body), oci.ErrInvalid)
+		}
+		return io.NopCloser(bytes.NewReader(doc.body[off:end])), nil
+	}
+	rs, ok := img.Source.(cache.RangeSource)
+	if !ok {
+		return nil, fmt.Errorf("derive: the base's upstream %q serves no ranges: %w", img.Source.Name(), oci.ErrUnsupported)
+	}
+	return rs.OpenRange(ctx, img.Repo, d, off, end)
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/derive"
 )
 
@@ -335,4 +336,38 @@ func TestDerivedRefusals(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"1.14"`) {
 		t.Errorf("tags/list: %d %s, want the one tag 1.14", resp.StatusCode, body)
 	}
+}
+
+// A derived image's large base layer is fetched in parts from the base's
+// upstream, as the base's own pulls are; the layer this source made comes
+// from memory.
+func TestDerivedParallel(t *testing.T) {
+	o := newOrigin(t)
+	img := push(t, o, "hashicorp/vault:1.14", 3<<20, 1)
+	layers, _ := img.Layers()
+	d := digestOf(t, layers[0])
+	rs := recordRanges(o, nil)
+	c := newCache(t, o, options{derive: []derive.Spec{vaultSpec()},
+		parallel: map[string]cache.Parallel{"derived": parallelOpts["docker.io"]}})
+
+	derived, err := remote.Image(mustRef(t, c.host()+"/derived/vault:1.14"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := derived.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		readLayer(t, l)
+	}
+	size, err := layers[0].Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := rs.of(d)
+	if parts := partsAfterHead(int(size)); len(asked) != 1+parts || asked[0] != "" {
+		t.Fatalf("base layer: ranges asked %q; want the whole blob, then %d parts after its first", asked, parts)
+	}
+	checkCover(t, append([]string{"bytes=0-262143"}, asked[1:]...), size)
 }
