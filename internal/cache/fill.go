@@ -110,6 +110,13 @@ func (c *Cache) download(src Source, f *fill, fc *fillClaim) error {
 		if err != nil {
 			return err
 		}
+		if attempt > 0 && size >= 0 && f.size >= 0 && written+size != f.size {
+			// The answer to a resume disagrees with the first one: its
+			// bytes cannot continue the others.
+			body.Close()
+			return fmt.Errorf("%w: upstream %q: blob %s resumed at byte %d with %d bytes more, but its size was %d",
+				oci.ErrInvalid, src.Name(), f.digest, written, size, f.size)
+		}
 		pr, parts := body.(*partReader)
 		if w == nil {
 			spooled := f.digest
@@ -143,6 +150,9 @@ func (c *Cache) download(src Source, f *fill, fc *fillClaim) error {
 	return nil
 }
 
+// errLonger: a blob's bytes run past the size its source announced.
+var errLonger = fmt.Errorf("%w: more bytes than announced", oci.ErrInvalid)
+
 // readError is a failure to read the body, after which the download may
 // resume; a failure to write the spool is not one.
 type readError struct{ err error }
@@ -152,11 +162,16 @@ func (e *readError) Unwrap() error { return e.err }
 
 // copyBody writes body to w, the hash and the fill, from written bytes
 // into the blob, until body ends, and returns the bytes written since the
-// start of the blob.
+// start of the blob. Never more than the size the source announced: the
+// clients' responses carry that size as their length.
 func (c *Cache) copyBody(body io.Reader, w io.Writer, h *pipeHash, f *fill, written int64) (int64, error) {
 	for {
 		buf := h.buffer()
 		n, rerr := readChunk(body, *buf, written)
+		if f.size >= 0 && written+int64(n) > f.size {
+			n = int(f.size - written)
+			rerr = fmt.Errorf("%w: upstream %q sent more than the %d bytes it announced for blob %s", errLonger, f.source, f.size, f.digest)
+		}
 		var werr error
 		if n > 0 {
 			_, werr = w.Write((*buf)[:n])
@@ -170,6 +185,9 @@ func (c *Cache) copyBody(body io.Reader, w io.Writer, h *pipeHash, f *fill, writ
 		}
 		if rerr == io.EOF {
 			return written, nil
+		}
+		if errors.Is(rerr, errLonger) {
+			return written, rerr // not resumable: the source is wrong
 		}
 		if rerr != nil {
 			return written, &readError{fmt.Errorf("upstream %q: reading blob %s: %w", f.source, f.digest, rerr)}
