@@ -145,19 +145,16 @@ func (c *client) ls(w io.Writer, args []string, asJSON bool) error {
 	path := "/api/v1/images"
 	if len(args) == 1 {
 		filter := args[0]
-		switch {
-		case strings.HasPrefix(filter, config.DerivedName+"/"):
-			// derived/vault:1.14 names the repository derived/vault.
-			filter, _, _ = strings.Cut(filter, "@")
-			if colon := strings.LastIndexByte(filter, ':'); colon >= 0 {
-				filter = filter[:colon]
-			}
-		case !strings.Contains(filter, "*"):
+		if !strings.Contains(filter, "*") {
 			ref, err := oci.ParseReference(filter)
 			if err != nil {
 				return err
 			}
-			filter = ref.Name()
+			if strings.HasPrefix(filter, config.DerivedName+"/") {
+				filter = ref.Repository // derived/vault:1.14 names derived/vault
+			} else {
+				filter = ref.Name()
+			}
 		}
 		path += "?repository=" + url.QueryEscape(filter)
 	}

@@ -306,11 +306,11 @@ func (s *Server) parse(image string, pattern bool) (oci.Reference, cache.Source,
 		return ref, nil, badRequest("%v", err)
 	}
 	src := s.sources[ref.Registry]
-	if first, after, nested := strings.Cut(image, "/"); nested && !oci.IsHost(first) && s.sources[first] != nil {
-		// A source named in the path, not a registry host: derived/vault.
-		src = s.sources[first]
-		ref.Registry = first
-		ref.Repository, _, _ = strings.Cut(strings.SplitN(after, "@", 2)[0], ":")
+	host, _, _ := strings.Cut(image, "/")
+	if first, rest, nested := strings.Cut(ref.Repository, "/"); !oci.IsHost(host) && nested && s.sources[first] != nil {
+		// A source named in the path, not a registry host: derived/vault
+		// (which a reference without a host reads as Docker Hub's).
+		src, ref.Registry, ref.Repository = s.sources[first], first, rest
 	}
 	if src == nil {
 		return ref, nil, &httpError{http.StatusNotFound, fmt.Sprintf("%s: no upstream %q is configured (configured: %s)",

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/route"
@@ -13,10 +12,10 @@ import (
 
 // blob answers a blob request. A HEAD costs at most an upstream HEAD; a GET
 // streams from the store (sendfile) or from a fill as it arrives.
-func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up cache.Source) error {
+func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route) error {
 	h := w.Header()
 	if r.Method == http.MethodHead {
-		size, err := s.cache.StatBlob(r.Context(), up, rt.Repo, rt.Digest)
+		size, err := s.cache.StatBlob(r.Context(), rt.Source, rt.Repo, rt.Digest)
 		if err != nil {
 			return err
 		}
@@ -26,7 +25,7 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up
 
 	if s.Redirect != nil {
 		if expiry, ok := s.Redirect(r); ok {
-			u, err := s.cache.BlobURL(r.Context(), up, rt.Repo, rt.Digest, expiry)
+			u, err := s.cache.BlobURL(r.Context(), rt.Source, rt.Repo, rt.Digest, expiry)
 			if err != nil {
 				return err
 			}
@@ -38,7 +37,7 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, rt route.Route, up
 			}
 		}
 	}
-	b, err := s.cache.Blob(r.Context(), up, rt.Repo, rt.Digest)
+	b, err := s.cache.Blob(r.Context(), rt.Source, rt.Repo, rt.Digest)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/entrepot/entrepot/internal/cache"
 	"github.com/entrepot/entrepot/internal/httpx"
 	"github.com/entrepot/entrepot/internal/oci"
 	"github.com/entrepot/entrepot/internal/route"
@@ -16,7 +15,7 @@ import (
 
 // tags answers a tag list page. The upstream's answer names its own
 // repository and paths; the client gets them as it wrote them.
-func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route.Route, up cache.Source) error {
+func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route.Route) error {
 	q := r.URL.Query()
 	query := url.Values{}
 	if n := q.Get("n"); n != "" {
@@ -31,7 +30,7 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route.Route, up
 		}
 		query.Set("last", last)
 	}
-	doc, err := s.cache.Tags(r.Context(), up, rt.Repo, query)
+	doc, err := s.cache.Tags(r.Context(), rt.Source, rt.Repo, query)
 	if err != nil {
 		return err
 	}
@@ -40,7 +39,7 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route.Route, up
 		Tags []string `json:"tags"`
 	}
 	if err := json.Unmarshal(doc.Body, &list); err != nil {
-		return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "upstream %q sent an invalid tag list: %v", up.Name(), err)
+		return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "upstream %q sent an invalid tag list: %v", rt.Source.Name(), err)
 	}
 	list.Name = rt.Name
 	if list.Tags == nil {
@@ -78,14 +77,14 @@ func nextLink(link string, rt route.Route, ns string) string {
 
 // referrers answers the referrers index of a manifest, filtered by
 // artifactType here (the cache keeps the upstream's whole answer).
-func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route.Route, up cache.Source) error {
-	doc, err := s.cache.Referrers(r.Context(), up, rt.Repo, rt.Digest)
+func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route.Route) error {
+	doc, err := s.cache.Referrers(r.Context(), rt.Source, rt.Repo, rt.Digest)
 	if err != nil {
 		return err
 	}
 	var index v1.Index
 	if err := json.Unmarshal(doc.Body, &index); err != nil {
-		return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "upstream %q sent an invalid referrers index: %v", up.Name(), err)
+		return httpx.Errorf(http.StatusBadGateway, oci.CodeUnavailable, "upstream %q sent an invalid referrers index: %v", rt.Source.Name(), err)
 	}
 	if index.Manifests == nil {
 		index.Manifests = []v1.Descriptor{}

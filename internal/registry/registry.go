@@ -199,7 +199,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route.Route) e
 		return httpx.Errorf(http.StatusMethodNotAllowed, oci.CodeUnsupported,
 			"%s is not supported: this endpoint is a pull-through cache, it serves pulls only (no pushes or deletes)", r.Method)
 	}
-	up := rt.Source
 	switch rt.Kind {
 	case route.Base:
 		w.Header().Set("Content-Type", "application/json")
@@ -209,20 +208,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route.Route) e
 		}
 		return nil
 	case route.Manifest:
-		return s.manifest(w, r, rt, up)
+		return s.manifest(w, r, rt)
 	case route.Blob:
-		return s.blob(w, r, rt, up)
+		return s.blob(w, r, rt)
 	case route.Tags:
-		return s.tags(w, r, rt, up)
+		return s.tags(w, r, rt)
 	case route.Referrers:
-		return s.referrers(w, r, rt, up)
+		return s.referrers(w, r, rt)
 	}
 	return httpx.Errorf(http.StatusNotFound, oci.CodeUnsupported, "no such endpoint")
 }
 
-func (s *Server) manifest(w http.ResponseWriter, r *http.Request, rt route.Route, up cache.Source) error {
+func (s *Server) manifest(w http.ResponseWriter, r *http.Request, rt route.Route) error {
 	m, err := s.cache.Manifest(r.Context(), cache.ManifestRequest{
-		Source:  up,
+		Source:  rt.Source,
 		Repo:    rt.Repo,
 		Tag:     rt.Tag,
 		Digest:  rt.Digest,
