@@ -53,8 +53,9 @@ type ManifestRequest struct {
 // Manifest returns the manifest a request names. A digest is immutable:
 // when stored, it costs no source request. A tag is revalidated with a
 // HEAD at most once per TTL; a GET goes to the source only for content
-// that is not stored. An image the source's policy refuses is a
-// *DeniedError, before any of that.
+// that is not stored, except that a GET of a tag never seen before is
+// one GET of the tag (checkTag). An image the source's policy refuses is
+// a *DeniedError, before any of that.
 func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, error) {
 	ref := q.Tag
 	if ref == "" {
@@ -66,11 +67,15 @@ func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, err
 	if q.Tag == "" {
 		return c.negotiate(ctx, q, &Manifest{Digest: q.Digest})
 	}
-	rec, err := c.resolveTag(ctx, q.Source, q.Repo, q.Tag)
+	rec, fetched, err := c.resolveTag(ctx, q.Source, q.Repo, q.Tag, !q.Head)
 	if err != nil {
 		return nil, err
 	}
-	m, err := c.negotiate(ctx, q, &rec.Manifest)
+	want := &rec.Manifest
+	if fetched != nil && fetched.Digest == rec.Digest {
+		want = fetched
+	}
+	m, err := c.negotiate(ctx, q, want)
 	if err != nil && rec.Previous != "" && !errors.Is(err, oci.ErrNotFound) {
 		// The tag moved, but its new content cannot be fetched now: what
 		// it pointed to before is still a good answer.
@@ -106,9 +111,13 @@ func (c *Cache) negotiate(ctx context.Context, q ManifestRequest, want *Manifest
 	return m, err
 }
 
-// manifestByDigest returns manifest want.Digest: stored, or fetched by
-// digest. For a HEAD, a known type and size (from a tag's HEAD) suffice.
+// manifestByDigest returns manifest want.Digest: want itself when its
+// tag's GET just fetched it, else stored, or fetched by digest. For a
+// HEAD, a known type and size (from a tag's HEAD) suffice.
 func (c *Cache) manifestByDigest(ctx context.Context, src Source, repo string, want *Manifest, head bool) (*Manifest, error) {
+	if want.fetched {
+		return want, nil
+	}
 	m, err := c.storedManifest(ctx, want.Digest, head)
 	if err == nil {
 		c.Stats.ManifestHits.Add(1)
@@ -159,36 +168,45 @@ func (c *Cache) manifestByDigest(ctx context.Context, src Source, repo string, w
 }
 
 // resolveTag returns what a tag points to: the stored record while fresh,
-// else a revalidation with one HEAD, shared by every client asking at once.
-func (c *Cache) resolveTag(ctx context.Context, src Source, repo, tag string) (*tagRecord, error) {
+// else a revalidation, shared by every client asking at once; and the
+// manifest, when the revalidation fetched it (checkTag: get).
+func (c *Cache) resolveTag(ctx context.Context, src Source, repo, tag string, get bool) (*tagRecord, *Manifest, error) {
 	key := tagKey(src.Name(), repo, tag)
 	if rec, fresh := c.loadTag(ctx, src, key); fresh {
 		c.Stats.TagHits.Add(1)
 		note(ctx, Hit)
-		return rec, nil
+		return rec, nil, nil
 	} else if rec != nil && src.Failing() {
 		c.noteStale("upstream", src.Name(), "repo", repo, "tag", tag, "err", "failing lately")
 		note(ctx, Stale)
-		return rec, nil
+		return rec, nil, nil
 	} else if rec != nil && c.spare(src) {
 		note(ctx, Stale)
-		return rec, nil
+		return rec, nil, nil
 	}
 	v, err := c.flight(ctx, key, func(ctx context.Context) (any, Result, error) {
-		return c.revalidateTag(ctx, src, repo, tag, key)
+		return c.revalidateTag(ctx, src, repo, tag, key, get)
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return v.(*tagRecord), nil
+	a := v.(tagAnswer)
+	return a.rec, a.fetched, nil
+}
+
+// A tagAnswer is a tag's revalidation: its record, and its manifest when
+// the revalidation fetched it.
+type tagAnswer struct {
+	rec     *tagRecord
+	fetched *Manifest
 }
 
 // revalidateTag asks the source what the tag points to now, and stores
 // the answer.
-func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key string) (*tagRecord, Result, error) {
+func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key string, get bool) (tagAnswer, Result, error) {
 	cached, fresh := c.loadTag(ctx, src, key)
 	if fresh { // refreshed by a flight that just ended
-		return cached, Hit, nil
+		return tagAnswer{rec: cached}, Hit, nil
 	}
 	// In a cluster, one replica revalidates for all; the others read its
 	// answer from the store.
@@ -197,50 +215,60 @@ func (c *Cache) revalidateTag(ctx context.Context, src Source, repo, tag, key st
 		return fresh
 	})
 	if !ran {
-		return cached, Hit, nil
+		return tagAnswer{rec: cached}, Hit, nil
 	}
 	defer unlock()
 	if c.cluster != nil {
 		if cached, fresh = c.loadTag(ctx, src, key); fresh {
-			return cached, Hit, nil
+			return tagAnswer{rec: cached}, Hit, nil
 		}
 	}
-	rec, stale, err := c.checkTag(ctx, src, repo, tag, cached)
+	rec, fetched, stale, err := c.checkTag(ctx, src, repo, tag, cached, get)
 	if err != nil || stale {
-		return rec, Stale, err
+		return tagAnswer{rec: rec}, Stale, err
 	}
 	rec, err = c.storeTag(ctx, src, repo, tag, rec, cached)
-	return rec, Revalidated, err
+	if fetched != nil {
+		return tagAnswer{rec, fetched}, Miss, err
+	}
+	return tagAnswer{rec: rec}, Revalidated, err
 }
 
 // checkTag asks the source what the tag points to now, and returns the
 // tag's new record, unstored. A HEAD suffices (Docker Hub does not count it
 // against the rate limit) unless the source does not send the digest, type
 // and size; content is fetched later, by digest, and only if it is not
-// stored. When the source fails, the cached record is returned (stale:
-// true), if there is one (stale-if-error).
-func (c *Cache) checkTag(ctx context.Context, src Source, repo, tag string, cached *tagRecord) (rec *tagRecord, stale bool, err error) {
+// stored. But a client's GET of a tag never seen before (get, no cached
+// record) is one GET of the tag, which returns the manifest (fetched)
+// one round trip sooner: its content is seldom stored, so the GET by
+// digest would count against the rate limit all the same. Not while the
+// source's rate-limit budget runs low (spare). When the source fails, the
+// cached record is returned (stale: true), if there is one
+// (stale-if-error).
+func (c *Cache) checkTag(ctx context.Context, src Source, repo, tag string, cached *tagRecord, get bool) (rec *tagRecord, fetched *Manifest, stale bool, err error) {
 	c.Stats.TagRevalidations.Add(1)
 	c.log.Debug("revalidating tag", "upstream", src.Name(), "repo", repo, "tag", tag)
-	desc, err := src.Resolve(ctx, repo, tag)
-	if err != nil {
-		rec, err := staleOr(c, src, cached, err, "repo", repo, "tag", tag)
-		return rec, true, err
-	}
 	rec = &tagRecord{Checked: c.now()}
-	if desc.Digest != "" && desc.MediaType != "" && desc.Size >= 0 {
-		rec.Manifest = Manifest{Digest: desc.Digest, MediaType: desc.MediaType, Size: desc.Size}
-		return rec, false, nil
+	if !get || cached != nil || c.spare(src) {
+		desc, err := src.Resolve(ctx, repo, tag)
+		if err != nil {
+			rec, err := staleOr(c, src, cached, err, "repo", repo, "tag", tag)
+			return rec, nil, true, err
+		}
+		if desc.Digest != "" && desc.MediaType != "" && desc.Size >= 0 {
+			rec.Manifest = Manifest{Digest: desc.Digest, MediaType: desc.MediaType, Size: desc.Size}
+			return rec, nil, false, nil
+		}
+		// Without a digest, a type and a size, only a GET tells.
 	}
-	// Without a digest, a type and a size, only a GET tells.
 	m, err := c.fetchManifest(ctx, src, repo, tag, "")
 	if err != nil {
 		rec, err := staleOr(c, src, cached, err, "repo", repo, "tag", tag)
-		return rec, true, err
+		return rec, nil, true, err
 	}
 	rec.Manifest = *m
-	rec.Body = nil
-	return rec, false, nil
+	rec.Body, rec.fetched = nil, false
+	return rec, m, false, nil
 }
 
 // storeTag stores a tag's new record, unless the tag was frozen meanwhile,

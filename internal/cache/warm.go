@@ -218,7 +218,7 @@ func (c *Cache) warmTag(ctx context.Context, src Source, repo, tag string) (*tag
 	if cached != nil && cached.Frozen {
 		return cached, noop, nil
 	}
-	rec, stale, err := c.checkTag(ctx, src, repo, tag, cached)
+	rec, _, stale, err := c.checkTag(ctx, src, repo, tag, cached, false)
 	if err != nil || stale {
 		return rec, noop, err
 	}

@@ -244,6 +244,31 @@ func TestTagMoves(t *testing.T) {
 	}
 }
 
+// A client's HEAD of a tag never seen is one HEAD upstream, and fetches
+// nothing (update checkers HEAD every tag they watch); its GET is one GET
+// of the tag, with no HEAD before it.
+func TestNewTagHeadAndGet(t *testing.T) {
+	o := newOrigin(t)
+	img := push(t, o, "library/redis:7", 1024, 1)
+	c := newCache(t, o, options{ttl: time.Hour})
+	o.reset()
+	resp, _ := c.do(t, "HEAD", "/v2/redis/manifests/7")
+	if resp.StatusCode != 200 || resp.Header.Get("Docker-Content-Digest") != digestOf(t, img) {
+		t.Fatalf("HEAD: %d, digest %q", resp.StatusCode, resp.Header.Get("Docker-Content-Digest"))
+	}
+	if o.count("HEAD manifests") != 1 || o.count("GET manifests") != 0 || o.count("GET blobs") != 0 {
+		t.Fatalf("upstream requests after a HEAD = %v, want 1 HEAD", o.counts)
+	}
+	push(t, o, "library/redis:8", 1024, 1)
+	o.reset()
+	if resp, _ := c.do(t, "GET", "/v2/redis/manifests/8"); resp.StatusCode != 200 {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+	if o.count("HEAD manifests") != 0 || o.count("GET manifests") != 1 {
+		t.Fatalf("upstream requests after a GET = %v, want 1 GET", o.counts)
+	}
+}
+
 // Many clients asking for one tag at once cause one revalidation.
 func TestConcurrentTagRequestsRevalidateOnce(t *testing.T) {
 	o := newOrigin(t)
@@ -271,11 +296,12 @@ func TestConcurrentTagRequestsRevalidateOnce(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "the revalidation to reach the upstream", func() bool { return o.count("HEAD manifests") == 1 })
+	// A tag never seen before: one GET of the tag, no HEAD.
+	waitFor(t, "the revalidation to reach the upstream", func() bool { return o.count("GET manifests") == 1 })
 	close(release)
 	wg.Wait()
-	if o.count("HEAD manifests") != 1 || o.count("GET manifests") != 1 {
-		t.Fatalf("upstream requests = %v, want 1 HEAD and 1 GET", o.counts)
+	if o.count("HEAD manifests") != 0 || o.count("GET manifests") != 1 {
+		t.Fatalf("upstream requests = %v, want 1 GET", o.counts)
 	}
 }
 
