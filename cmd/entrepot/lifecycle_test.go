@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -77,18 +78,24 @@ type server struct {
 	cmd         *exec.Cmd
 	addr, admin string
 	data        string
-	log         *bytes.Buffer
+	log         *lockedBuffer
 }
 
 const testToken = "s3cret-admin-token"
 
+// serving finds the addresses in the server's "entrepot serving" line.
+var serving = regexp.MustCompile(`msg="entrepot serving" .* listen=(\S+) admin=(\S+)`)
+
 // startServer starts entrepot serve on data with the YAML storage section
-// given, and an admin token.
+// given, and an admin token. The server binds port 0 and the test reads
+// the ports it got from its log: a port found free here could be taken
+// before the server binds it, even by its own admin listener, and the
+// server would exit.
 func startServer(t *testing.T, bin, data, upstream, storage string) *server {
-	s := &server{addr: freeAddr(t), admin: freeAddr(t), data: data, log: &bytes.Buffer{}}
+	s := &server{data: data, log: &lockedBuffer{}}
 	conf := filepath.Join(t.TempDir(), "entrepot.yaml")
-	yaml := fmt.Sprintf("listen: %s\ndata: %s\nupstreams:\n  - name: docker.io\n    url: %s\n    ttl: 0s\nadmin:\n  listen: %s\n  token_env: TEST_ADMIN_TOKEN\n%s",
-		s.addr, data, upstream, s.admin, storage)
+	yaml := fmt.Sprintf("listen: 127.0.0.1:0\ndata: %s\nupstreams:\n  - name: docker.io\n    url: %s\n    ttl: 0s\nadmin:\n  listen: 127.0.0.1:0\n  token_env: TEST_ADMIN_TOKEN\n%s",
+		data, upstream, storage)
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +106,15 @@ func startServer(t *testing.T, bin, data, upstream, storage string) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.cmd.Process.Kill(); s.cmd.Wait() })
-	waitHTTP(t, "http://"+s.addr+"/v2/")
+	for deadline := time.Now().Add(15 * time.Second); s.addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := serving.FindStringSubmatch(s.log.String()); m != nil {
+			s.addr, s.admin = m[1], m[2]
+		}
+	}
+	if s.addr == "" || !answers("http://"+s.addr+"/v2/", 15*time.Second) {
+		s.kill() // its log is whole once it has exited
+		t.Fatalf("entrepot did not answer (%v); its log:\n%s", s.cmd.ProcessState, s.log)
+	}
 	return s
 }
 

@@ -145,17 +145,24 @@ func freeAddr(t *testing.T) string {
 
 func waitHTTP(t *testing.T, url string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	if !answers(url, 15*time.Second) {
+		t.Fatalf("%s did not answer", url)
+	}
+}
+
+// answers tells whether url answers 200 within d.
+func answers(url string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(url); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return true
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s did not answer", url)
+	return false
 }
 
 func files(t *testing.T, root string) int {
