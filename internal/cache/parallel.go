@@ -19,10 +19,10 @@ import (
 // its first PartSize bytes and the rest, at once. MinSize 0 never fetches
 // in parts.
 //
-// When the first streamProbe bytes of a blob's first part arrive at
-// StreamRate bytes a second or faster, the rest is asked for as one
-// answer: a source that near gains nothing from parts. StreamRate 0
-// always fetches in parts.
+// A blob whose size no manifest told is asked for whole; when its first
+// streamProbe bytes arrive at StreamRate bytes a second or faster, the
+// fill goes on with that answer alone: a source that near gains nothing
+// from parts. StreamRate 0 always fetches in parts.
 type Parallel struct {
 	MinSize    int64
 	Parts      int
@@ -62,32 +62,37 @@ var errPartLonger = errors.New("the answer holds more bytes than the range asked
 
 // openSource opens blob f.digest from off at the source, and returns the
 // length the reader will give (-1 when unknown). From a source that serves
-// ranges, a blob larger than PartSize is asked for as its first PartSize
-// bytes, so that no byte is asked for twice, whether a manifest told its
-// size (f.hint) or not. When the first streamProbe bytes of that answer
-// come at StreamRate or faster, the rest follows as one more answer
-// (headRest); else the rest comes in parts at once (partReader): of
-// PartSize bytes, Parts at a time, for a blob of MinSize or more, else as
-// one part. A smaller blob is asked for whole. The fill reads either
-// reader as the one stream, in order, hashing as it goes: only the bytes
-// come sooner.
+// ranges, a blob larger than PartSize comes in parts at once (partReader):
+// of PartSize bytes, Parts at a time, for a blob of MinSize or more, else
+// as its first part and the rest. The first part comes from the first
+// answer: a range of it when a manifest told the blob's size (f.hint),
+// else the whole blob's answer, read that far and closed. A smaller blob
+// is asked for whole. The fill reads either reader as the one stream, in
+// order, hashing as it goes: only the bytes come sooner.
 func (c *Cache) openSource(src Source, f *fill, off int64) (io.ReadCloser, int64, error) {
 	rs, ok := src.(RangeSource)
 	p := c.parallel[src.Name()]
 	if !ok || f.sequential || off > 0 || p.MinSize <= 0 || p.Parts < 2 || p.PartSize <= 0 || (f.hint >= 0 && f.hint <= p.PartSize) {
 		return src.OpenBlob(c.ctx, f.repo, f.digest, off)
 	}
-	body, got, size, err := rs.OpenHead(c.ctx, f.repo, f.digest, p.PartSize)
+	var body io.ReadCloser
+	var got, size int64
+	var err error
+	open := f.hint < 0
+	if open {
+		body, size, err = src.OpenBlob(c.ctx, f.repo, f.digest, 0)
+		if err == nil && size > p.PartSize && p.StreamRate > 0 {
+			var fast bool
+			if body, fast = probeRate(body, p.StreamRate, c.now); fast {
+				return body, size, nil
+			}
+		}
+		got = min(size, p.PartSize)
+	} else {
+		body, got, size, err = rs.OpenHead(c.ctx, f.repo, f.digest, p.PartSize)
+	}
 	if err != nil || size < 0 || got >= size {
 		return body, size, err
-	}
-	if p.StreamRate > 0 {
-		var fast bool
-		if body, fast = probeRate(body, min(got, streamProbe), p.StreamRate, c.now); fast {
-			return &headRest{head: body, left: got, rest: func() (io.ReadCloser, error) {
-				return rs.OpenRange(c.ctx, f.repo, f.digest, got, size)
-			}}, size, nil
-		}
 	}
 	partSize := p.PartSize
 	if size < p.MinSize {
@@ -101,7 +106,7 @@ func (c *Cache) openSource(src Source, f *fill, off int64) (io.ReadCloser, int64
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	head := r.newPart(got)
-	if !c.spawn(func() { r.fetch(head, body) }) {
+	if !c.spawn(func() { r.fetch(head, body, true) }) {
 		body.Close()
 		cancel()
 		return nil, 0, ErrClosed
@@ -110,75 +115,30 @@ func (c *Cache) openSource(src Source, f *fill, off int64) (io.ReadCloser, int64
 	return r, size, nil
 }
 
-// probeRate reads the first n bytes of body and tells whether they came
-// at rate bytes a second or faster; the reader it returns gives body's
-// bytes from the first. A read that fails counts as fast: the one stream
-// then fails as it would have.
-func probeRate(body io.ReadCloser, n, rate int64, now func() time.Time) (io.ReadCloser, bool) {
-	buf := make([]byte, n)
+// probeRate reads the first streamProbe bytes of body and tells whether
+// they came at rate bytes a second or faster; the reader it returns gives
+// body's bytes from the first. A read that fails counts as fast: the one
+// stream then fails as it would have.
+func probeRate(body io.ReadCloser, rate int64, now func() time.Time) (io.ReadCloser, bool) {
+	buf := make([]byte, streamProbe)
 	start := now()
-	m, err := io.ReadFull(body, buf)
+	n, err := io.ReadFull(body, buf)
 	elapsed := now().Sub(start)
 	replay := struct {
 		io.Reader
 		io.Closer
-	}{io.MultiReader(bytes.NewReader(buf[:m]), body), body}
+	}{io.MultiReader(bytes.NewReader(buf[:n]), body), body}
 	if err != nil {
 		return replay, true
 	}
-	return replay, elapsed <= 0 || float64(m)/elapsed.Seconds() >= float64(rate)
-}
-
-// headRest reads a blob from a source near enough that parts gain nothing:
-// the first answer's left bytes, then the answer to a request for the
-// rest (a range that runs to the blob's end), opened once the first one
-// has ended.
-type headRest struct {
-	head io.ReadCloser
-	left int64 // of the head's bytes, those not read yet
-	rest func() (io.ReadCloser, error)
-	tail io.ReadCloser
-}
-
-func (r *headRest) Read(b []byte) (int, error) {
-	if r.tail != nil {
-		return r.tail.Read(b)
-	}
-	if r.left > 0 {
-		n, err := r.head.Read(b[:min(int64(len(b)), r.left)])
-		r.left -= int64(n)
-		if err == io.EOF && r.left > 0 {
-			err = io.ErrUnexpectedEOF
-		}
-		if r.left > 0 || err != nil && err != io.EOF {
-			return n, err
-		}
-		if n > 0 {
-			return n, nil
-		}
-	}
-	r.head.Close()
-	tail, err := r.rest()
-	if err != nil {
-		return 0, err
-	}
-	r.tail = tail
-	return tail.Read(b)
-}
-
-func (r *headRest) Close() error {
-	r.head.Close()
-	if r.tail != nil {
-		return r.tail.Close()
-	}
-	return nil
+	return replay, elapsed <= 0 || float64(n)/elapsed.Seconds() >= float64(rate)
 }
 
 // A partReader reads a blob's bytes [next, end) in order while they arrive
 // as parts fetched at once. The parts under way and those arrived but not
 // read yet are at most window, so a fill holds at most window × partSize
 // bytes in memory. The first part comes from the source's first answer
-// (a range of it, which the fill opened); each
+// (which the fill opened as one stream, and which is closed past it); each
 // other part is a range request on a connection of the source's budget
 // (Cache.conns), taken only while one is free: clients' own fills and
 // prefetches keep theirs.
@@ -257,7 +217,7 @@ func (r *partReader) schedule() {
 		} else {
 			p = r.newPart(r.partSize)
 		}
-		if !r.c.spawn(func() { r.fetch(p, nil) }) {
+		if !r.c.spawn(func() { r.fetch(p, nil, false) }) {
 			r.closed = true // the cache is closing
 			break
 		}
@@ -272,10 +232,10 @@ func (r *partReader) schedule() {
 }
 
 // fetch fetches part p: from body first, when given (the fill's first
-// answer, which holds p), then by range requests
+// answer, which holds p and, when open, more), then by range requests
 // from where the bytes stopped, up to partTries times. It frees its
 // connection for the next part when it ends.
-func (r *partReader) fetch(p *part, body io.ReadCloser) {
+func (r *partReader) fetch(p *part, body io.ReadCloser, open bool) {
 	var err error
 	for try := 0; try < partTries; try++ {
 		if body == nil {
@@ -295,9 +255,9 @@ func (r *partReader) fetch(p *part, body io.ReadCloser) {
 				continue
 			}
 		}
-		err = r.receive(p, body)
+		err = r.receive(p, body, open)
 		body.Close()
-		body = nil
+		body, open = nil, false
 		if err == nil || r.ctx.Err() != nil {
 			break
 		}
@@ -314,8 +274,9 @@ func (r *partReader) fetch(p *part, body io.ReadCloser) {
 	r.mu.Unlock()
 }
 
-// receive reads p's missing bytes from body, which holds no more.
-func (r *partReader) receive(p *part, body io.Reader) error {
+// receive reads p's missing bytes from body, which holds no more unless
+// it is open (the first answer, which runs past p).
+func (r *partReader) receive(p *part, body io.Reader, open bool) error {
 	for {
 		r.mu.Lock()
 		n := p.n
@@ -336,6 +297,9 @@ func (r *partReader) receive(p *part, body io.Reader) error {
 		if err != nil && err != io.EOF {
 			return err
 		}
+	}
+	if open {
+		return nil
 	}
 	var extra [1]byte
 	if n, _ := io.ReadFull(body, extra[:]); n > 0 {

@@ -200,10 +200,10 @@ type Upstream struct {
 // Defaults 32 MiB, 8 and 8 MiB.
 //
 // StreamRate is the speed, in bytes a second, at or above which the first
-// MiB of a blob's first part makes the fill ask for the rest in one more
-// answer (stream_rate): an upstream that near (on the LAN, on loopback)
-// gains nothing from parts, which would cost requests and CPU. Default
-// 256 MiB; 0 always fetches in parts.
+// bytes of a blob's answer make the fill go on with that one answer
+// (stream_rate): an upstream that near (on the LAN, on loopback) gains
+// nothing from parts, which would cost requests and CPU. Default 256 MiB;
+// 0 always fetches in parts.
 type Parallel struct {
 	MinSize    int64
 	Parts      int

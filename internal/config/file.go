@@ -35,7 +35,7 @@ import (
 //	      min_size: 32MiB       # 0: never
 //	      parts: 8              # ranges under way at once, per blob
 //	      part_size: 8MiB       # the least bytes per range
-//	      stream_rate: 256MiB   # a second: a first part this fast, the rest in one answer; 0: never
+//	      stream_rate: 256MiB   # a second: a first answer this fast stays one stream; 0: never
 //	    timeouts:               # each optional
 //	      connect: 5s
 //	      response_header: 8s

@@ -365,5 +365,9 @@ func TestDerivedParallel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkParts(t, rs.of(d), size)
+	asked := rs.of(d)
+	if parts := partsAfterHead(int(size)); len(asked) != 1+parts || asked[0] != "" {
+		t.Fatalf("base layer: ranges asked %q; want the whole blob, then %d parts after its first", asked, parts)
+	}
+	checkCover(t, append([]string{"bytes=0-262143"}, asked[1:]...), size)
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -119,9 +118,13 @@ func TestParallelFetch(t *testing.T) {
 	if resp.ContentLength != int64(len(want)) {
 		t.Fatalf("Content-Length %d, want %d", resp.ContentLength, len(want))
 	}
-	// No manifest told the blob's size: the first answer is its first
-	// part's, which tells it.
-	checkParts(t, rs.of(d), int64(len(want)))
+	// No manifest told the blob's size: the first answer is the whole
+	// blob's, read for its first part only.
+	asked := rs.of(d)
+	if parts := partsAfterHead(len(want)); asked[0] != "" || len(asked) != 1+parts {
+		t.Fatalf("ranges asked %q; want the whole blob, then %d parts after its first", asked, parts)
+	}
+	checkCover(t, append([]string{"bytes=0-262143"}, asked[1:]...), int64(len(want)))
 
 	if resp, body := c.do(t, "GET", "/v2/small/blobs/"+sd); resp.StatusCode != 200 || !bytes.Equal(body, readAll(t, smallLayers[0])) {
 		t.Fatalf("small blob: %d", resp.StatusCode)
@@ -132,7 +135,7 @@ func TestParallelFetch(t *testing.T) {
 	if resp, body := c.do(t, "GET", "/v2/mid/blobs/"+md); resp.StatusCode != 200 || !bytes.Equal(body, midBytes) {
 		t.Fatalf("mid blob: %d", resp.StatusCode)
 	}
-	if asked, want := rs.of(md), []string{"bytes=0-262143", fmt.Sprintf("bytes=262144-%d", len(midBytes)-1)}; !slices.Equal(asked, want) {
+	if asked, want := rs.of(md), []string{"", fmt.Sprintf("bytes=262144-%d", len(midBytes)-1)}; !slices.Equal(asked, want) {
 		t.Fatalf("mid blob: asked %q, want %q", asked, want)
 	}
 	waitFor(t, "the blobs stored", func() bool { return countFiles(t, filepath.Join(data, "blobs")) == 3 })
@@ -162,7 +165,11 @@ func TestParallelPrefetch(t *testing.T) {
 	layers, _ := img.Layers()
 	waitFor(t, "the prefetches stored", func() bool { return countFiles(t, filepath.Join(data, "blobs")) == len(layers)+2 })
 	for _, l := range layers {
-		checkParts(t, rs.of(digestOf(t, l)), int64(len(readAll(t, l))))
+		asked, size := rs.of(digestOf(t, l)), len(readAll(t, l))
+		if asked[0] != "bytes=0-262143" || len(asked) != 1+partsAfterHead(size) {
+			t.Fatalf("layer: asked %q; want the first part, then the others", asked)
+		}
+		checkCover(t, asked, int64(size))
 	}
 	cd, _ := img.ConfigName()
 	if asked := rs.of(cd.String()); !slices.Equal(asked, []string{""}) {
@@ -198,7 +205,11 @@ func TestParallelFetchShared(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	checkParts(t, rs.of(d), int64(len(want)))
+	asked := rs.of(d)
+	if asked[0] != "" {
+		t.Fatalf("asked %q; want the whole blob first", asked)
+	}
+	checkCover(t, append([]string{"bytes=0-262143"}, asked[1:]...), int64(len(want)))
 }
 
 // A part the upstream gets wrong is asked for again from where its bytes
@@ -422,16 +433,6 @@ func TestParallelFetchRedirected(t *testing.T) {
 	}
 }
 
-// checkParts fails unless the ranges asked for a blob of size bytes are
-// its first part, then the others, every byte once.
-func checkParts(t *testing.T, asked []string, size int64) {
-	t.Helper()
-	if parts := partsAfterHead(int(size)); len(asked) != 1+parts || asked[0] != "bytes=0-262143" {
-		t.Fatalf("ranges asked %q; want the first part, then %d more", asked, parts)
-	}
-	checkCover(t, asked, size)
-}
-
 // partsAfterHead is how many parts of a blob of size bytes (1 MiB or more)
 // follow its first, with parallelOpts.
 func partsAfterHead(size int) int { return (size - 1) / (256 << 10) }
@@ -467,7 +468,7 @@ func TestParallelFetchRangeAhead(t *testing.T) {
 		mu.Lock()
 		asked = append(asked, rg)
 		mu.Unlock()
-		if rg != "bytes=0-262143" && rg != ahead {
+		if rg != "" && rg != ahead {
 			<-release // the rest of the blob is slow to come
 		}
 		return false
@@ -528,21 +529,17 @@ func TestParallelFetchRangeAhead(t *testing.T) {
 	}
 }
 
-// A blob whose first bytes come at the stream rate or faster comes as its
-// first part and the rest, in one answer each. Slower, it comes in parts,
-// the bytes read to measure the rate served first. Alike whether a client
-// asked for the blob or a manifest's prefetch did (its size known).
+// A blob whose first bytes come at the stream rate or faster stays one
+// answer: no range is asked for. Slower, it comes in parts as before, the
+// bytes read to measure the rate served first.
 func TestParallelStreamRate(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		rate     int64
-		parts    bool
-		prefetch bool
+		name  string
+		rate  int64
+		parts bool
 	}{
-		{"fast source: one stream", 1, false, false}, // any answer is faster than a byte a second
-		{"slow source: parts", 1 << 50, true, false}, // none is this fast
-		{"prefetch, fast source", 1, false, true},
-		{"prefetch, slow source", 1 << 50, true, true},
+		{"fast source: one stream", 1, false}, // any answer is faster than a byte a second
+		{"slow source: parts", 1 << 50, true}, // none is this fast
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := newOrigin(t)
@@ -553,81 +550,22 @@ func TestParallelStreamRate(t *testing.T) {
 				p.StreamRate = tc.rate
 				opts[name] = p
 			}
-			data := t.TempDir()
-			c := newCache(t, o, options{ttl: time.Hour, dataDir: data, prefetch: 1, parallel: opts})
-			if tc.prefetch {
-				if resp, _ := c.do(t, "GET", "/v2/big/manifests/1"); resp.StatusCode != 200 {
-					t.Fatalf("manifest: %d", resp.StatusCode)
-				}
-				waitFor(t, "the prefetch stored", func() bool { return countFiles(t, filepath.Join(data, "blobs")) == 3 })
-			}
+			c := newCache(t, o, options{ttl: time.Hour, parallel: opts})
 			resp, body := c.do(t, "GET", "/v2/big/blobs/"+d)
 			if resp.StatusCode != 200 || !bytes.Equal(body, want) {
 				t.Fatalf("big blob: %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, want))
 			}
 			asked := rs.of(d)
 			if !tc.parts {
-				if rest := fmt.Sprintf("bytes=262144-%d", len(want)-1); !slices.Equal(asked, []string{"bytes=0-262143", rest}) {
-					t.Fatalf("ranges asked %q; want the first part, then the rest in one answer", asked)
+				if !slices.Equal(asked, []string{""}) {
+					t.Fatalf("ranges asked %q; want one whole answer", asked)
 				}
 				return
 			}
-			checkParts(t, asked, int64(len(want)))
-		})
-	}
-}
-
-// A fast source's first part or rest cut short: the fill resumes from the
-// last byte it wrote, and the client gets the blob whole and verified.
-func TestParallelStreamRateCut(t *testing.T) {
-	for _, tc := range []struct{ cut, resume string }{
-		{"bytes=0-262143", "bytes=100000-"},
-		{"bytes=262144-3146", "bytes=362144-"},
-	} {
-		cut := tc.cut
-		t.Run(cut, func(t *testing.T) {
-			o := newOrigin(t)
-			_, want, d := bigLayer(t, o, "library/big:1", 3<<20)
-			var mu sync.Mutex
-			var asked []string
-			cuts := 0
-			o.setFault(func(w http.ResponseWriter, r *http.Request) bool {
-				if r.Method != "GET" || endpoint(r.URL.Path) != "blobs" {
-					return false
-				}
-				rg := r.Header.Get("Range")
-				mu.Lock()
-				defer mu.Unlock()
-				asked = append(asked, rg)
-				var a, b int
-				if cuts > 0 || !strings.HasPrefix(rg, cut) {
-					return false
-				}
-				cuts++
-				fmt.Sscanf(rg, "bytes=%d-%d", &a, &b)
-				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", a, b, len(want)))
-				w.Header().Set("Content-Length", strconv.Itoa(b-a+1))
-				w.WriteHeader(http.StatusPartialContent)
-				w.Write(want[a : a+100000])
-				panic(http.ErrAbortHandler)
-			})
-			opts := map[string]cache.Parallel{}
-			for name, p := range parallelOpts {
-				p.StreamRate = 1
-				opts[name] = p
+			if parts := partsAfterHead(len(want)); len(asked) != 1+parts || asked[0] != "" {
+				t.Fatalf("ranges asked %q; want the whole blob, then %d parts after its first", asked, parts)
 			}
-			data := t.TempDir()
-			c := newCache(t, o, options{ttl: time.Hour, dataDir: data, parallel: opts})
-			resp, body := c.do(t, "GET", "/v2/big/blobs/"+d)
-			if resp.StatusCode != 200 || !bytes.Equal(body, want) {
-				t.Fatalf("blob: %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, want))
-			}
-			waitFor(t, "the blob stored", func() bool { return countFiles(t, filepath.Join(data, "blobs")) == 1 })
-			mu.Lock()
-			defer mu.Unlock()
-			if cuts != 1 || !contains(asked, tc.resume) {
-				t.Fatalf("asked %q, %d cut; want the cut answer, then %s", asked, cuts, tc.resume)
-			}
+			checkCover(t, append([]string{"bytes=0-262143"}, asked[1:]...), int64(len(want)))
 		})
 	}
 }
