@@ -72,8 +72,8 @@ func (c *Cache) Manifest(ctx context.Context, q ManifestRequest) (*Manifest, err
 		return nil, err
 	}
 	want := &rec.Manifest
-	if fetched != nil && fetched.Digest == rec.Digest {
-		want = fetched
+	if fetched != nil {
+		want = fetched // rec's manifest, with its body
 	}
 	m, err := c.negotiate(ctx, q, want)
 	if err != nil && rec.Previous != "" && !errors.Is(err, oci.ErrNotFound) {
